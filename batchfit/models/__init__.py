@@ -1,0 +1,47 @@
+"""Vectorized models: built-in lineshapes, composites, user functions and expressions.
+
+>>> from batchfit.models import gaussian, linear
+>>> model = gaussian(prefix="p1_") + linear(prefix="bg_")
+>>> model.param_names
+['p1_amplitude', 'p1_center', 'p1_sigma', 'bg_slope', 'bg_intercept']
+"""
+
+from batchfit.models.model import CompositeModel, Model
+from batchfit.models.registry import (
+    FACTORIES,
+    constant,
+    damped_sine,
+    exponential,
+    from_reference,
+    gaussian,
+    get,
+    linear,
+    lorentzian,
+    polynomial,
+    pseudo_voigt,
+    quadratic,
+    step,
+    voigt,
+)
+from batchfit.models.user import expression_model, function_model
+
+__all__ = [
+    "FACTORIES",
+    "CompositeModel",
+    "Model",
+    "constant",
+    "damped_sine",
+    "exponential",
+    "expression_model",
+    "from_reference",
+    "function_model",
+    "gaussian",
+    "get",
+    "linear",
+    "lorentzian",
+    "polynomial",
+    "pseudo_voigt",
+    "quadratic",
+    "step",
+    "voigt",
+]

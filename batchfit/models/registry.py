@@ -1,0 +1,219 @@
+"""Built-in model factories, lookup by name, and rebuilding from references."""
+
+from __future__ import annotations
+
+import difflib
+import operator
+from collections.abc import Mapping
+from typing import Any
+
+from batchfit.errors import ModelError
+from batchfit.models import guess as g
+from batchfit.models import lineshapes as ls
+from batchfit.models.model import CompositeModel, Kernel, Model
+from batchfit.models.user import expression_model, function_model
+
+MAX_DEGREE = 10
+
+
+def _v(value, **extra):
+    return {"value": value, **extra}
+
+
+PEAK_DEFAULTS = {"amplitude": _v(1.0), "center": _v(0.0), "sigma": _v(1.0)}
+
+_KERNELS: dict[str, Kernel] = {
+    "gaussian": Kernel("builtin", "gaussian", ("amplitude", "center", "sigma"),
+                       ls.gaussian, ls.d_gaussian, g.guess_gaussian, PEAK_DEFAULTS, role="peak"),
+    "lorentzian": Kernel("builtin", "lorentzian", ("amplitude", "center", "sigma"),
+                         ls.lorentzian, ls.d_lorentzian, g.guess_lorentzian, PEAK_DEFAULTS,
+                         role="peak"),
+    "voigt": Kernel("builtin", "voigt", ("amplitude", "center", "sigma", "gamma"),
+                    ls.voigt, ls.d_voigt, g.guess_voigt,
+                    {**PEAK_DEFAULTS, "gamma": _v(1.0)}, role="peak"),
+    "pseudo_voigt": Kernel("builtin", "pseudo_voigt", ("amplitude", "center", "sigma", "fraction"),
+                           ls.pseudo_voigt, ls.d_pseudo_voigt, g.guess_pseudo_voigt,
+                           {**PEAK_DEFAULTS, "fraction": _v(0.5, min=0.0, max=1.0)}, role="peak"),
+    "step": Kernel("builtin", "step", ("amplitude", "center", "sigma"),
+                   ls.step, ls.d_step, g.guess_step, PEAK_DEFAULTS),
+    "exponential": Kernel("builtin", "exponential", ("amplitude", "decay"),
+                          ls.exponential, ls.d_exponential, g.guess_exponential,
+                          {"amplitude": _v(1.0), "decay": _v(1.0)}),
+    "damped_sine": Kernel("builtin", "damped_sine", ("amp", "omega", "shift", "decay"),
+                          ls.damped_sine, ls.d_damped_sine, g.guess_damped_sine,
+                          {"amp": _v(1.0), "omega": _v(1.0), "shift": _v(0.0), "decay": _v(0.0)}),
+    "linear": Kernel("builtin", "linear", ("slope", "intercept"),
+                     ls.linear, ls.d_linear, g.guess_linear,
+                     {"slope": _v(0.0), "intercept": _v(0.0)}, role="background"),
+    "quadratic": Kernel("builtin", "quadratic", ("a", "b", "c"),
+                        ls.quadratic, ls.d_quadratic, g.guess_quadratic,
+                        {"a": _v(0.0), "b": _v(0.0), "c": _v(0.0)}, role="background"),
+    "constant": Kernel("builtin", "constant", ("c",), ls.constant, ls.d_constant,
+                       g.guess_constant, {"c": _v(0.0)}, role="background"),
+}  # fmt: skip
+
+
+def _builtin(name: str, prefix: str) -> Model:
+    return Model(_KERNELS[name], prefix=prefix)
+
+
+def gaussian(prefix: str = "") -> Model:
+    """Gaussian peak: ``amplitude`` (area), ``center``, ``sigma``."""
+    return _builtin("gaussian", prefix)
+
+
+def lorentzian(prefix: str = "") -> Model:
+    """Lorentzian peak: ``amplitude`` (area), ``center``, ``sigma`` (HWHM)."""
+    return _builtin("lorentzian", prefix)
+
+
+def voigt(prefix: str = "") -> Model:
+    """Voigt peak: ``amplitude`` (area), ``center``, ``sigma`` (Gaussian), ``gamma``."""
+    return _builtin("voigt", prefix)
+
+
+def pseudo_voigt(prefix: str = "") -> Model:
+    """Pseudo-Voigt peak: ``amplitude`` (area), ``center``, ``sigma`` (FWHM/2), ``fraction``."""
+    return _builtin("pseudo_voigt", prefix)
+
+
+def step(prefix: str = "") -> Model:
+    """Error-function step: ``amplitude``, ``center``, ``sigma``."""
+    return _builtin("step", prefix)
+
+
+def exponential(prefix: str = "") -> Model:
+    """Exponential decay ``amplitude*exp(-x/decay)``."""
+    return _builtin("exponential", prefix)
+
+
+def damped_sine(prefix: str = "") -> Model:
+    """Damped sine ``amp*sin(x*omega + shift)*exp(-x*x*decay)``."""
+    return _builtin("damped_sine", prefix)
+
+
+def linear(prefix: str = "") -> Model:
+    """Straight line ``slope*x + intercept``."""
+    return _builtin("linear", prefix)
+
+
+def quadratic(prefix: str = "") -> Model:
+    """Parabola ``a*x**2 + b*x + c``."""
+    return _builtin("quadratic", prefix)
+
+
+def constant(prefix: str = "") -> Model:
+    """Constant ``c``."""
+    return _builtin("constant", prefix)
+
+
+def polynomial(degree: int = 2, prefix: str = "") -> Model:
+    """Polynomial ``c0 + c1*x + ... + cN*x**N`` of the given ``degree`` (0 to 10).
+
+    Raises
+    ------
+    ModelError
+        If ``degree`` is not an integer from 0 to 10.
+    """
+    try:
+        degree = operator.index(degree)
+    except TypeError:
+        degree = -1
+    if not 0 <= degree <= MAX_DEGREE:
+        raise ModelError(
+            f"polynomial: degree={degree!r} is not usable; give an integer from 0 to {MAX_DEGREE}"
+        )
+    names = tuple(f"c{k}" for k in range(degree + 1))
+    kernel = Kernel("builtin", "polynomial", names, ls.polynomial, ls.d_polynomial,
+                    _PolyGuess(degree), {n: _v(0.0) for n in names},
+                    options={"degree": degree}, role="background")  # fmt: skip
+    return Model(kernel, prefix=prefix)
+
+
+class _PolyGuess:
+    """Picklable ``guess(y, x)`` for a polynomial of fixed degree."""
+
+    def __init__(self, degree: int):
+        self.degree = degree
+
+    def __call__(self, y, x):
+        return g.guess_polynomial(y, x, self.degree)
+
+
+FACTORIES = {
+    "gaussian": gaussian, "lorentzian": lorentzian, "voigt": voigt,
+    "pseudo_voigt": pseudo_voigt, "exponential": exponential, "damped_sine": damped_sine,
+    "linear": linear, "quadratic": quadratic, "polynomial": polynomial,
+    "constant": constant, "step": step,
+}  # fmt: skip
+
+
+def get(name: str, prefix: str = "", **kw: Any) -> Model:
+    """Built-in model by name, e.g. ``get('gaussian', prefix='p1_')``.
+
+    Raises
+    ------
+    ModelError
+        For an unknown name (suggesting a close one) or a keyword the factory
+        does not take.
+    """
+    if name not in FACTORIES:
+        close = difflib.get_close_matches(str(name), FACTORIES, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ModelError(
+            f"unknown model type {name!r}{hint} (valid: {', '.join(sorted(FACTORIES))})"
+        )
+    extra = set(kw) - ({"degree"} if name == "polynomial" else set())
+    if extra:
+        raise ModelError(
+            f"model type {name!r} takes no option(s) {sorted(extra)}; "
+            "only polynomial takes 'degree'"
+        )
+    return FACTORIES[name](prefix=prefix, **kw)
+
+
+def _component(entry: Any) -> Model:
+    if not isinstance(entry, Mapping):
+        raise ModelError(f"model component {entry!r} is not a mapping like {{'type': 'gaussian'}}")
+    entry = dict(entry)
+    prefix = entry.pop("prefix", "") or ""
+    if "expression" in entry and len(entry) == 1:
+        return expression_model(entry["expression"], prefix=prefix)
+    if "function" in entry and len(entry) == 1:
+        return function_model(entry["function"], prefix=prefix)
+    if "type" not in entry:
+        raise ModelError(
+            f"model component {entry!r} needs 'type' (a built-in name), "
+            "'expression' or 'function'"
+        )
+    return get(entry.pop("type"), prefix=prefix, **entry)
+
+
+def from_reference(ref: Mapping[str, Any]) -> Model:
+    """Rebuild a model from its :attr:`~batchfit.models.Model.reference`.
+
+    Accepts ``{"components": [{"type": "gaussian", "prefix": "p1_"}, ...]}``,
+    ``{"expression": "a*exp(-x/tau) + c"}`` or ``{"function": "pkg.mod:func"}``
+    (optionally with ``"prefix"``). Components may also be expression or
+    function entries.
+
+    Raises
+    ------
+    ModelError
+        If the reference is malformed or names an unknown model.
+    """
+    if not isinstance(ref, Mapping):
+        raise ModelError(f"model reference {ref!r} is not a mapping")
+    keys = set(ref) - {"prefix"}
+    if keys == {"components"} and "prefix" not in ref:
+        comps = ref["components"]
+        if isinstance(comps, (str, bytes)) or not comps:
+            raise ModelError("model reference: 'components' must be a non-empty list")
+        models = [_component(c) for c in comps]
+        return models[0] if len(models) == 1 else CompositeModel(models)
+    if keys in ({"expression"}, {"function"}):
+        return _component(ref)
+    raise ModelError(
+        f"model reference {dict(ref)!r} needs exactly one of 'components', "
+        "'expression' or 'function'"
+    )

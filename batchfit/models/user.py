@@ -1,0 +1,197 @@
+"""User models: an importable Python function, or a safe expression string.
+
+Neither has analytic derivatives (their :meth:`~batchfit.models.Model.jacobian`
+is None; the batch engine differentiates numerically) nor a guess.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import re
+import sys
+
+import numpy as np
+
+from batchfit.errors import ExpressionError, ModelError
+from batchfit.models.model import Kernel, Model
+
+_REF = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+DEFAULT_VALUE = 1.0  # starting value of a parameter with no default in the signature
+INDEPENDENT = "x"  # name of the independent variable in expression models
+
+
+# ------------------------------------------------------------------ functions
+class _PositionalCall:
+    """Call ``func(x, *positional, **keyword_only)`` from ``(x, *params)``."""
+
+    def __init__(self, func, n_positional: int, kwonly: tuple[str, ...]):
+        self.func = func
+        self.n_positional = n_positional
+        self.kwonly = kwonly
+
+    def __call__(self, x, *params):
+        pos, kw = params[: self.n_positional], params[self.n_positional :]
+        return self.func(x, *pos, **dict(zip(self.kwonly, kw, strict=True)))
+
+
+def _fix(ref: str) -> str:
+    return (
+        f"function model {ref!r}: give an importable 'package.module:function' whose "
+        "signature is f(x, p1, p2, ...)"
+    )
+
+
+def resolve_function(ref: str):
+    """Import ``"pkg.mod:func"`` and return the function object.
+
+    Raises
+    ------
+    ModelError
+        Malformed reference, module from the standard library, import failure,
+        missing attribute, or an attribute that is not a Python function.
+    """
+    if not isinstance(ref, str) or not _REF.match(ref):
+        raise ModelError(f"{_fix(ref)}; {ref!r} is not of that form")
+    module_name, attr = ref.split(":")
+    if module_name.split(".")[0] in sys.stdlib_module_names:
+        raise ModelError(
+            f"{_fix(ref)}; {module_name!r} is a Python standard library module, "
+            "write your model in a module of your own"
+        )
+    try:
+        obj = importlib.import_module(module_name)
+    except Exception as exc:
+        raise ModelError(
+            f"{_fix(ref)}; cannot import {module_name!r} ({type(exc).__name__}: {exc}); "
+            "check the name and that its folder is on PYTHONPATH on every worker"
+        ) from None
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ModelError(f"{_fix(ref)}; {module_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    if not inspect.isfunction(obj):
+        raise ModelError(
+            f"{_fix(ref)}; {attr!r} is a {type(obj).__name__}, not a Python function "
+            "(builtins, ufuncs and classes are not accepted: wrap them in a def)"
+        )
+    return obj
+
+
+def _signature_params(ref: str, func) -> tuple[list[str], tuple[str, ...], dict[str, float]]:
+    """Positional parameter names, keyword-only names and starting values."""
+    sig = inspect.signature(func)
+    params = list(sig.parameters.values())
+    kinds = inspect.Parameter
+    bad = [p.name for p in params if p.kind in (kinds.VAR_POSITIONAL, kinds.VAR_KEYWORD)]
+    if bad:
+        raise ModelError(f"{_fix(ref)}; *args/**kwargs ({', '.join(bad)}) are not allowed")
+    if not params or params[0].kind == kinds.KEYWORD_ONLY:
+        raise ModelError(f"{_fix(ref)}; it takes no independent variable")
+    rest = params[1:]
+    if any(p.kind == kinds.POSITIONAL_ONLY for p in rest):
+        raise ModelError(f"{_fix(ref)}; parameters after x may not be positional-only")
+    defaults = {p.name: _start_value(ref, p) for p in rest}
+    positional = [p.name for p in rest if p.kind != kinds.KEYWORD_ONLY]
+    kwonly = tuple(p.name for p in rest if p.kind == kinds.KEYWORD_ONLY)
+    return positional, kwonly, defaults
+
+
+def _start_value(ref: str, p: inspect.Parameter) -> float:
+    if p.default is inspect.Parameter.empty:
+        return DEFAULT_VALUE
+    try:
+        return float(p.default)
+    except (TypeError, ValueError):
+        raise ModelError(
+            f"{_fix(ref)}; the default of {p.name!r} is {p.default!r}, not a number"
+        ) from None
+
+
+def function_model(ref: str, prefix: str = "") -> Model:
+    """Model from an importable function ``f(x, p1, p2=2.0, ...)``.
+
+    Parameters
+    ----------
+    ref : str
+        ``"package.module:function"``. The first argument is the independent
+        variable whatever its name; the others are the parameters, and their
+        defaults (numbers) become the starting values (1.0 when absent).
+    prefix : str, optional
+        Prepended to the parameter names.
+
+    Raises
+    ------
+    ModelError
+        See :func:`resolve_function`; also for ``*args``/``**kwargs`` and
+        non-numeric defaults.
+    """
+    func = resolve_function(ref)
+    positional, kwonly, defaults = _signature_params(ref, func)
+    kernel = Kernel(
+        kind="function",
+        name=ref,
+        param_names=(*positional, *kwonly),
+        func=_PositionalCall(func, len(positional), kwonly),
+        defaults={n: {"value": v} for n, v in defaults.items()},
+    )
+    return Model(kernel, prefix=prefix)
+
+
+# ---------------------------------------------------------------- expressions
+class _ExpressionCall:
+    """Evaluate a compiled expression from ``(x, *params)``."""
+
+    def __init__(self, expression, names: tuple[str, ...]):
+        self.expression = expression
+        self.names = names
+
+    def __call__(self, x, *params):
+        values = dict(zip(self.names, params, strict=True))
+        values[INDEPENDENT] = x
+        shape = np.broadcast_shapes(np.shape(x), *(np.shape(p) for p in params))
+        with np.errstate(all="ignore"):
+            out = np.asarray(self.expression(values), dtype=float)
+        return np.broadcast_to(out, shape).copy()
+
+
+def _names_in_order(text: str, names: frozenset) -> tuple[str, ...]:
+    first: dict[str, tuple[int, int]] = {}
+    for node in ast.walk(ast.parse(text.strip(), mode="eval")):
+        if isinstance(node, ast.Name) and node.id in names and node.id != INDEPENDENT:
+            pos = (node.lineno, node.col_offset)
+            first[node.id] = min(pos, first.get(node.id, pos))
+    return tuple(sorted(first, key=first.__getitem__))
+
+
+def expression_model(text: str, prefix: str = "") -> Model:
+    """Model from an expression in ``x``, e.g. ``"amp*exp(-x/tau) + c"``.
+
+    The parameters are the free names other than ``x``, in order of first
+    appearance; each starts at 1.0. The text is checked and compiled once by
+    :func:`batchfit.core.expr.compile_expression` (no attributes, imports or
+    calls of unknown functions).
+
+    Raises
+    ------
+    ModelError
+        If the expression is invalid or unsafe (the message says why).
+    """
+    from batchfit.core.expr import compile_expression
+
+    if not isinstance(text, str):
+        raise ModelError(f"expression model: expected a string, got {type(text).__name__}")
+    try:
+        expression = compile_expression(text, what="model expression")
+    except ExpressionError as exc:
+        raise ModelError(str(exc)) from None
+    names = _names_in_order(text, expression.names)
+    kernel = Kernel(
+        kind="expression",
+        name=text,
+        param_names=names,
+        func=_ExpressionCall(expression, names),
+        defaults={n: {"value": DEFAULT_VALUE} for n in names},
+    )
+    return Model(kernel, prefix=prefix)
