@@ -1,0 +1,285 @@
+"""Fit a model along one dimension of an xarray DataArray, for every pixel.
+
+:func:`fit` is the xarray face of the batch engine: it moves the fit dimension
+last, flattens the pixel dimensions to ``(n, npts)`` and hands each block to
+:func:`batchfit.batch.fit_batch` (one call for numpy data, one call per pixel
+chunk for dask data, lazily). The result is an ``xr.Dataset`` laid out exactly
+like the output store (see :mod:`batchfit.stack.layout`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from types import SimpleNamespace
+
+import numpy as np
+import xarray as xr
+
+from batchfit.errors import InputError
+from batchfit.stack.layout import COVAR_DIMS, ResultLayout
+from batchfit.status import Status
+
+FIELD_DIM = "_field"
+
+
+def fit(
+    da: xr.DataArray,
+    model,
+    params,
+    dim: str,
+    sigma=None,
+    mask=None,
+    engine: str = "lm",
+    guess: bool = False,
+    init=None,
+    max_nfev: int | None = None,
+    covar: bool = False,
+) -> xr.Dataset:
+    """Fit ``model`` to every curve of ``da`` along ``dim``.
+
+    Parameters
+    ----------
+    da : xr.DataArray
+        Data, numpy- or dask-backed, any number of pixel dims plus ``dim``.
+    model : Model
+        A batchfit model; its independent variable is the ``dim`` coordinate
+        (or ``0..npts-1`` when ``dim`` has none).
+    params : Parameters
+        The template: starting values, bounds, fixed and tied parameters.
+    dim : str
+        The dimension each curve runs along.
+    sigma : float or xr.DataArray, optional
+        Per-point uncertainty: a scalar, or an array broadcastable against ``da``.
+    mask : xr.DataArray of bool, optional
+        Over (some of) the pixel dims; True = fit. Other pixels get status
+        ``MASKED`` and NaN values.
+    engine : {'lm', 'leastsq', 'lbfgsb', 'anneal'}
+        ``'lm'`` is the vectorized engine. The others run the core
+        :func:`batchfit.minimize` pixel by pixel: the slow reference path,
+        hundreds of times slower, meant for checks and small maps.
+    guess : bool
+        Start each pixel from the model's vectorized ``guess``.
+    init : Mapping or xr.Dataset, optional
+        Per-pixel starting values: parameter name -> DataArray over pixel dims
+        (an earlier result Dataset works). Overrides guess and template values.
+    max_nfev : int, optional
+        Maximum function evaluations per pixel.
+    covar : bool
+        Also return ``covar`` with dims ``(..., 'param', 'param_')``.
+
+    Returns
+    -------
+    xr.Dataset
+        One variable per parameter (float64) and per stderr, ``chisqr``,
+        ``redchi`` (float64), ``nfev`` (int32), ``success`` (bool), ``status``
+        (int8, CF flag attrs), optional ``covar``; with the non-fit coords of
+        ``da``. Lazy (dask-backed, nothing computed) when ``da`` is dask-backed.
+
+    Raises
+    ------
+    InputError
+        ``dim`` is not a dim of ``da``, or ``sigma`` / ``mask`` / ``init`` do not
+        fit its shape.
+    """
+    _check_dim(da, dim)
+    layout = ResultLayout.from_params(params, covar)
+    x = np.asarray(da[dim].values if dim in da.coords else np.arange(da.sizes[dim]), float)
+    data = _single_chunk_along(da, dim)
+    args, spec = _extra_args(da, dim, sigma, mask, init, layout)
+    core_dims = [[dim]] + [[dim] if spec["has_sigma"] and i == 0 else [] for i in range(len(args))]
+    kernel = dict(model=model, params=params, x=x, layout=layout, engine=engine,
+                  guess=guess, max_nfev=max_nfev, **spec)
+    packed = xr.apply_ufunc(
+        fit_block, data, *args,
+        input_core_dims=core_dims,
+        output_core_dims=[[FIELD_DIM]], kwargs=kernel, dask="parallelized",
+        output_dtypes=[np.float64],
+        dask_gufunc_kwargs={"output_sizes": {FIELD_DIM: layout.width}},
+    )
+    return _to_dataset(packed, layout, model, params, dim, engine)
+
+
+def _check_dim(da: xr.DataArray, dim: str) -> None:
+    if dim not in da.dims:
+        raise InputError(
+            f"fit dim {dim!r} is not a dimension of {da.name or 'the data'!r}; "
+            f"its dims are {list(da.dims)}"
+        )
+
+
+def _single_chunk_along(obj, dim: str):
+    """Rechunk a dask-backed object so ``dim`` is one chunk (each curve whole)."""
+    if obj.chunks is not None and dim in obj.dims:
+        return obj.chunk({dim: -1})
+    return obj
+
+
+def _extra_args(da, dim, sigma, mask, init, layout) -> tuple[list, dict]:
+    """Arrays passed beside the data (sigma, mask, init) and how to read them."""
+    args: list = []
+    spec = {"has_sigma": isinstance(sigma, xr.DataArray), "has_mask": mask is not None,
+            "sigma_scalar": None, "init_names": ()}
+    if spec["has_sigma"]:
+        _check_dim(sigma, dim)
+        args.append(_single_chunk_along(sigma, dim))
+    elif sigma is not None:
+        spec["sigma_scalar"] = float(sigma)
+    if mask is not None:
+        args.append(_pixel_array(mask, dim, "mask").astype(bool))
+    if init is not None:
+        names = [n for n in layout.names if n in init]
+        spec["init_names"] = tuple(names)
+        args.extend(_pixel_array(init[n], dim, f"init[{n!r}]") for n in names)
+    return args, spec
+
+
+def _pixel_array(obj, dim: str, what: str) -> xr.DataArray:
+    if not isinstance(obj, xr.DataArray):
+        raise InputError(f"{what} must be an xarray DataArray over the pixel dims")
+    if dim in obj.dims:
+        raise InputError(f"{what} must not have the fit dim {dim!r}; its dims are "
+                         f"{list(obj.dims)}")
+    return obj
+
+
+def fit_block(y: np.ndarray, *arrays, model, params, x, layout: ResultLayout, engine: str,
+              guess: bool, max_nfev, has_sigma: bool, has_mask: bool, sigma_scalar,
+              init_names) -> np.ndarray:
+    """Fit every curve of one numpy block; returns the packed results.
+
+    ``y`` has shape ``pixels + (npts,)``; ``arrays`` are, in order, sigma (same
+    shape, if ``has_sigma``), mask (pixel shape, if ``has_mask``) and one
+    pixel-shaped starting-value array per name in ``init_names``. Returns a
+    float64 array of shape ``pixels + (layout.width,)``.
+    """
+    shape, npts = y.shape[:-1], y.shape[-1]
+    n = int(np.prod(shape))
+    rest = list(arrays)
+    sigma = np.broadcast_to(rest.pop(0), y.shape).reshape(n, npts) if has_sigma else None
+    active = np.ones(n, bool)
+    if has_mask:
+        active = np.broadcast_to(rest.pop(0), shape).reshape(n).astype(bool)
+    rows = np.flatnonzero(active)
+    init = {k: np.broadcast_to(a, shape).reshape(n)[rows] for k, a in zip(init_names, rest)}
+    packed = np.tile(layout.fill_row(), (n, 1))
+    packed[~active, layout.index("status")] = int(Status.MASKED)
+    if rows.size:
+        y_rows = y.reshape(n, npts)[rows]
+        s_rows = sigma[rows] if sigma is not None else sigma_scalar
+        run = _run_lm if engine == "lm" else _run_minimize
+        result = run(model, params, x, y_rows, s_rows, init or None, guess, max_nfev,
+                     layout.covar, engine)
+        layout.pack_into(packed, rows, result)
+    return packed.reshape(tuple(shape) + (layout.width,))
+
+
+def _run_lm(model, params, x, y, sigma, init, guess, max_nfev, covar, engine):
+    from batchfit.batch import fit_batch
+
+    return fit_batch(model, params, x, y, sigma=sigma, init=init, guess=guess,
+                     max_nfev=max_nfev, covar=covar)
+
+
+def _to_dataset(packed: xr.DataArray, layout: ResultLayout, model, params, dim,
+                engine) -> xr.Dataset:
+    pixel_dims = tuple(d for d in packed.dims if d != FIELD_DIM)
+    coords = {k: v for k, v in packed.coords.items() if FIELD_DIM not in v.dims}
+    data_vars = {}
+    for name, (arr, attrs, is_cov) in layout.unpack(packed.data).items():
+        dims = pixel_dims + (COVAR_DIMS if is_cov else ())
+        data_vars[name] = xr.Variable(dims, arr, attrs=dict(attrs))
+    if layout.covar:
+        coords[COVAR_DIMS[0]] = list(layout.var_names)
+        coords[COVAR_DIMS[1]] = list(layout.var_names)
+    attrs = {"fit_dim": dim, "engine": engine, "template": params.dumps(),
+             "model": json.dumps(getattr(model, "reference", None))}
+    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+# --- the slow path: the core minimize(), one pixel at a time -------------------------
+
+
+def _run_minimize(model, params, x, y, sigma, init, guess, max_nfev, covar, engine):
+    """Fit each row with :func:`batchfit.minimize`; same fields as ``fit_batch``."""
+    n = y.shape[0]
+    layout = ResultLayout.from_params(params, covar)
+    starts = _starting_values(model, params, x, y, init, guess)
+    sig = np.broadcast_to(1.0 if sigma is None else sigma, y.shape)
+    rows = [_minimize_one(model, params, layout, x, y[i], sig[i],
+                          {k: v[i] for k, v in starts.items()}, max_nfev, engine)
+            for i in range(n)]
+    out = SimpleNamespace(names=list(layout.names), var_names=list(layout.var_names))
+    for field in ("values", "stderr"):
+        setattr(out, field, {k: np.array([r[field][k] for r in rows]) for k in layout.names})
+    for field in ("chisqr", "redchi", "nfev", "success", "status"):
+        setattr(out, field, np.array([r[field] for r in rows]))
+    nv = len(layout.var_names)
+    out.covar = np.array([r["covar"] for r in rows]).reshape(n, nv, nv) if covar else None
+    return out
+
+
+def _starting_values(model, params, x, y, init, guess) -> dict[str, np.ndarray]:
+    starts: dict[str, np.ndarray] = {}
+    if guess:
+        starts.update({k: np.asarray(v) for k, v in model.guess(y, x).items() if k in params})
+    starts.update(init or {})
+    return starts
+
+
+def _minimize_one(model, params, layout, x, y, sigma, start: Mapping, max_nfev, engine):
+    from batchfit import minimize
+
+    nv = len(layout.var_names)
+    keep = np.isfinite(y) & np.isfinite(sigma) & (sigma > 0)
+    row = _failed_row(layout, Status.BAD_DATA)
+    if keep.sum() < max(nv, 1) or np.ptp(y[keep]) == 0:
+        return row
+    p = _start_params(params, start)
+    xk, yk, sk = x[keep], y[keep], sigma[keep]
+
+    def residual(pars):
+        return (model(xk, **pars.valuesdict()) - yk) / sk
+
+    kws = {"maxfev": int(max_nfev)} if max_nfev and engine == "leastsq" else {}
+    try:
+        res = minimize(residual, p, engine=engine, **kws)
+    except Exception:  # a failed pixel is data: record it, never stop the block
+        return _failed_row(layout, Status.MODEL_ERROR)
+    return _row_from_minimizer(res, layout)
+
+
+def _start_params(params, start: Mapping):
+    p = params.__class__().loads(params.dumps())
+    for k, v in start.items():
+        if p[k].vary and not p[k].expr and np.isfinite(v):
+            p[k].value = float(v)
+    return p
+
+
+def _failed_row(layout, status) -> dict:
+    nan = dict.fromkeys(layout.names, np.nan)
+    nv = len(layout.var_names)
+    return {"values": nan, "stderr": dict(nan), "chisqr": np.nan, "redchi": np.nan,
+            "nfev": 0, "success": False, "status": int(status),
+            "covar": np.full((nv, nv), np.nan)}
+
+
+def _row_from_minimizer(res, layout) -> dict:
+    values = {k: float(res.params[k].value) for k in layout.names}
+    stderr = {k: _float_or_nan(res.params[k].stderr) for k in layout.names}
+    finite = all(np.isfinite(v) for v in values.values())
+    ok = bool(res.success) and finite
+    nv = len(layout.var_names)
+    cov = np.full((nv, nv), np.nan)
+    if getattr(res, "covar", None) is not None:
+        order = [list(res.var_names).index(k) for k in layout.var_names]
+        cov = np.asarray(res.covar)[np.ix_(order, order)]
+    status = Status.CONVERGED if ok else (Status.MAX_NFEV if finite else Status.MODEL_ERROR)
+    return {"values": values, "stderr": stderr, "chisqr": float(res.chisqr),
+            "redchi": float(res.redchi), "nfev": int(res.nfev), "success": ok,
+            "status": int(status), "covar": cov}
+
+
+def _float_or_nan(v) -> float:
+    return np.nan if v is None else float(v)

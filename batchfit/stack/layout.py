@@ -1,0 +1,122 @@
+"""The result layout shared by :func:`batchfit.stack.fit` and the output store.
+
+A block of fits is carried as one float64 array of shape ``pixels + (width,)``
+("packed"): one field per output scalar. Packing lets a dask graph carry every
+result of a block in a single task output; :meth:`ResultLayout.unpack` splits it
+into the variables of section 5 of the design (with their dtypes) and works on
+numpy and dask arrays alike. Every integer field (nfev, success, status) is
+exactly representable in float64, so the round trip is lossless.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from batchfit.status import Status, flag_attrs
+
+COVAR_DIMS = ("param", "param_")
+
+_STAT_FIELDS = (
+    # name, dtype, fill (value of a pixel that was never fitted), attrs
+    ("chisqr", np.float64, np.nan, {"long_name": "chi-square"}),
+    ("redchi", np.float64, np.nan, {"long_name": "reduced chi-square"}),
+    ("nfev", np.int32, 0, {"long_name": "function evaluations"}),
+    ("success", np.bool_, False, {"long_name": "fit converged with finite values"}),
+    ("status", np.int8, int(Status.NOT_RUN), flag_attrs()),
+)
+
+
+@dataclass(frozen=True)
+class ResultLayout:
+    """Names, dtypes and fill values of the result variables of one fit job.
+
+    Parameters
+    ----------
+    names : tuple of str
+        Every parameter name, in template order (varied, fixed and tied).
+    var_names : tuple of str
+        The varied parameters: the rows and columns of ``covar``.
+    covar : bool
+        Whether a ``covar`` variable of shape ``(..., nvar, nvar)`` is stored.
+    """
+
+    names: tuple[str, ...]
+    var_names: tuple[str, ...]
+    covar: bool = False
+
+    @classmethod
+    def from_params(cls, params, covar: bool = False) -> ResultLayout:
+        """Layout for a Parameters template (varied = ``vary`` and no ``expr``)."""
+        var_names = [n for n, p in params.items() if p.vary and not p.expr]
+        return cls(tuple(params), tuple(var_names), bool(covar))
+
+    def scalar_fields(self) -> list[tuple[str, type, float, dict]]:
+        """``(variable, dtype, fill, attrs)`` of each per-pixel scalar, in packed order."""
+        fields = [(n, np.float64, np.nan, {"long_name": f"best-fit {n}"}) for n in self.names]
+        fields += [
+            (f"{n}_stderr", np.float64, np.nan, {"long_name": f"standard error of {n}"})
+            for n in self.names
+        ]
+        return fields + list(_STAT_FIELDS)
+
+    @property
+    def n_scalar(self) -> int:
+        """Number of per-pixel scalars (the packed width without covar)."""
+        return 2 * len(self.names) + len(_STAT_FIELDS)
+
+    @property
+    def width(self) -> int:
+        """Packed width: scalars plus the flattened covariance matrix."""
+        return self.n_scalar + (len(self.var_names) ** 2 if self.covar else 0)
+
+    def index(self, field: str) -> int:
+        """Position of a scalar field in the packed array."""
+        return [f[0] for f in self.scalar_fields()].index(field)
+
+    def fill_row(self) -> np.ndarray:
+        """Packed values of a pixel that was never fitted: NaN, status NOT_RUN."""
+        row = np.full(self.width, np.nan)
+        for i, (_, _, fill, _) in enumerate(self.scalar_fields()):
+            row[i] = fill
+        return row
+
+    def fills(self) -> dict[str, object]:
+        """Fill value of every variable, for the store's zarr ``fill_value``."""
+        out = {name: fill for name, _, fill, _ in self.scalar_fields()}
+        if self.covar:
+            out["covar"] = np.nan
+        return out
+
+    def unpack(self, packed) -> dict[str, tuple[object, dict, bool]]:
+        """Split a packed array into ``name -> (array, attrs, is_covar)``.
+
+        ``packed`` has shape ``pixels + (width,)``, numpy or dask; covar comes
+        back with shape ``pixels + (nvar, nvar)``.
+        """
+        out = {}
+        for i, (name, dtype, _, attrs) in enumerate(self.scalar_fields()):
+            out[name] = (packed[..., i].astype(dtype), attrs, False)
+        if self.covar:
+            nv = len(self.var_names)
+            flat = packed[..., self.n_scalar :]
+            cov = flat.reshape(tuple(packed.shape[:-1]) + (nv, nv))
+            out["covar"] = (cov, {"long_name": "covariance of the varied parameters"}, True)
+        return out
+
+    def pack_into(self, packed: np.ndarray, rows: np.ndarray, result) -> None:
+        """Scatter a batch result (``fit_batch``'s fields) into ``packed[rows]``.
+
+        ``packed`` has shape ``(n, width)``; ``result`` describes ``len(rows)`` fits.
+        """
+        cols = [result.values[n] for n in self.names]
+        cols += [result.stderr[n] for n in self.names]
+        cols += [result.chisqr, result.redchi, result.nfev, result.success, result.status]
+        packed[rows, : self.n_scalar] = np.stack(
+            [np.asarray(c, dtype=np.float64) for c in cols], axis=1
+        )
+        if self.covar and result.covar is not None:
+            packed[rows, self.n_scalar :] = np.asarray(result.covar, np.float64).reshape(
+                len(rows), -1
+            )
