@@ -161,7 +161,8 @@ def fit_block(y: np.ndarray, *arrays, model, params, x, layout: ResultLayout, en
     if has_mask:
         active = np.broadcast_to(rest.pop(0), shape).reshape(n).astype(bool)
     rows = np.flatnonzero(active)
-    init = {k: np.broadcast_to(a, shape).reshape(n)[rows] for k, a in zip(init_names, rest)}
+    init = {k: np.broadcast_to(a, shape).reshape(n)[rows]
+            for k, a in zip(init_names, rest, strict=True)}
     packed = np.tile(layout.fill_row(), (n, 1))
     packed[~active, layout.index("status")] = int(Status.MASKED)
     if rows.size:
