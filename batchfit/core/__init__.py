@@ -1,0 +1,7 @@
+"""The classic lmfit interface: Parameters, expressions, bounds, minimize."""
+
+from batchfit.core.minimizer import ENGINES, Minimizer, minimize
+from batchfit.core.parameter import Parameter, Parameters
+from batchfit.core.report import fit_report
+
+__all__ = ["ENGINES", "Minimizer", "Parameter", "Parameters", "fit_report", "minimize"]

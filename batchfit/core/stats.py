@@ -1,0 +1,62 @@
+"""Fit statistics: covariance, standard errors, correlations, information criteria."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+EPS = np.finfo(float).eps
+
+
+def information_criteria(chisqr: float, ndata: int, nvarys: int) -> tuple[float, float]:
+    """Akaike and Bayesian information criteria for a least-squares fit."""
+    if ndata <= 0 or not chisqr > 0:
+        return math.nan, math.nan
+    base = ndata * math.log(chisqr / ndata)
+    return base + 2.0 * nvarys, base + math.log(ndata) * nvarys
+
+
+def covariance_from_jacobian(jac: np.ndarray) -> np.ndarray | None:
+    """Unscaled covariance ``inv(J^T J)``, or None when J is rank deficient.
+
+    Uses the SVD of J (not the normal equations) so that the conditioning is
+    that of J, not its square.
+    """
+    if jac.size == 0 or not np.all(np.isfinite(jac)):
+        return None
+    _, s, vt = np.linalg.svd(jac, full_matrices=False)
+    if s[-1] <= s[0] * max(jac.shape) * EPS:
+        return None
+    v = vt.T / s
+    return v @ v.T
+
+
+def numeric_jacobian(fun, x: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray:
+    """Central-difference Jacobian of vector function ``fun`` at ``x``, shape (ndata, k).
+
+    The step of each coordinate is relative to its magnitude (or to ``scale``).
+    """
+    x = np.asarray(x, dtype=float)
+    ref = np.abs(x) if scale is None else np.maximum(np.abs(x), np.abs(scale))
+    steps = EPS ** (1.0 / 3.0) * np.where(ref > 0, ref, 1.0)
+    cols = []
+    for j, h in enumerate(steps):
+        up, dn = x.copy(), x.copy()
+        up[j] += h
+        dn[j] -= h
+        cols.append((np.asarray(fun(up)) - np.asarray(fun(dn))) / (up[j] - dn[j]))
+    return np.stack(cols, axis=1)
+
+
+def correlations(covar: np.ndarray) -> np.ndarray:
+    """Correlation matrix from a covariance matrix (NaN where a variance is zero)."""
+    d = np.sqrt(np.diag(covar))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return covar / np.outer(d, d)
+
+
+def propagate(grad: np.ndarray, covar: np.ndarray) -> float:
+    """Standard error ``sqrt(g^T C g)`` of a function with gradient ``grad``."""
+    var = float(grad @ covar @ grad)
+    return math.sqrt(var) if var >= 0 else math.nan
