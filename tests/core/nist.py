@@ -154,7 +154,9 @@ class NistProblem:
 
     def residual_array(self, b) -> np.ndarray:
         """Data minus model for a parameter vector ``b``."""
-        return self.y - self.model(np.asarray(b, dtype=float), self.x)
+        # overflow on the way to the minimum (MGH17, Bennett5) is the solver's business
+        with np.errstate(all="ignore"):
+            return self.y - self.model(np.asarray(b, dtype=float), self.x)
 
 
 def _header_value(lines, label) -> float:
