@@ -408,6 +408,7 @@ def load_config(path: str | os.PathLike) -> JobConfig:
     if data is None:
         raise ConfigError(f"{path}: the config is empty; expected the sections "
                           "input, model and output")
+    _check_duplicate_keys(path, yaml.compose(text, Loader=yaml.SafeLoader))
     try:
         return JobConfig.from_dict(data, path.parent)
     except _Problems as exc:
@@ -457,8 +458,8 @@ def _describe(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "a list"
     if isinstance(value, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", value):
-        return (f"the text {value!r} (YAML reads numbers such as 1e-3 as text: "
-                "write 1.0e-3, and no quotes)")
+        return (f"the text {value!r}; write numbers without quotes, and with a dot "
+                "before an exponent (YAML reads 1e-3 as text, 1.0e-3 as a number)")
     return repr(value)
 
 
@@ -556,6 +557,22 @@ def _yaml_message(path: Path, exc: yaml.YAMLError) -> str:
     return f"{where}: YAML syntax error: {detail}"
 
 
+def _check_duplicate_keys(path: Path, node: Any, loc: tuple = ()) -> None:
+    """Raise on a key given twice in one mapping (YAML would silently keep the last)."""
+    if isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _check_duplicate_keys(path, item, (*loc, i))
+    if not isinstance(node, yaml.MappingNode):
+        return
+    seen = set()
+    for key, value in node.value:
+        if key.value in seen:
+            raise ConfigError(f"{path}:{key.start_mark.line + 1}: "
+                              f"{_dotted((*loc, key.value))}: key given twice")
+        seen.add(key.value)
+        _check_duplicate_keys(path, value, (*loc, key.value))
+
+
 def _located(path: Path, text: str, loc: tuple, message: str) -> str:
     line = _yaml_line(text, loc)
     where = f"{path}:{line}" if line else str(path)
@@ -622,6 +639,8 @@ def _check_paths(config: JobConfig) -> None:
     if out.exists() and not out.is_dir():
         _fail(("output", "path"), f"{out} exists and is not a folder (a zarr store)")
     parent = out.parent
+    if parent.exists() and not parent.is_dir():
+        _fail(("output", "path"), f"{parent} is a file, not a folder")
     if not parent.is_dir():
         _fail(("output", "path"), f"folder {parent} does not exist; create it first")
     if not os.access(parent, os.W_OK | os.X_OK):
@@ -681,7 +700,7 @@ def _check_parameter_names(config: JobConfig, model_names: Sequence[str]) -> Non
     known = set(model_names) | set(config.parameters)
     for name in config.parameters:
         if name not in model_names and name not in used:
-            _fail(("parameters",), _unknown_parameter(name, model_names))
+            _fail(("parameters", name), _unknown_parameter(name, model_names))
     for name, expression in compiled.items():
         missing = sorted(expression.names - known)
         if missing:
@@ -703,7 +722,8 @@ def _check_anneal_bounds(params: Mapping[str, Any]) -> None:
         if par.vary and not par.expr and not (_finite(par.min) and _finite(par.max)):
             _fail(("fit", "engine"),
                   f"'anneal' needs a finite min and max on every varied parameter; "
-                  f"parameters.{name} has min={par.min}, max={par.max}")
+                  f"parameters.{name} has min={par.min}, max={par.max} (give both, "
+                  "or vary: false)")
 
 
 def _finite(bound: float | None) -> bool:
