@@ -141,7 +141,9 @@ def peak_shape(y, x):
     right = _crossing(yb, x, below, ipk, height, side=+1)
     dx_min = np.min(np.diff(x)) if x.size > 1 else 1.0
     fwhm = np.maximum(right - left, dx_min)
-    return height, x[ipk], fwhm
+    # the midpoint of the crossings is less noisy than the arg-max for symmetric peaks
+    center = np.where(np.isfinite(left + right), 0.5 * (left + right), x[ipk])
+    return height, center, fwhm
 
 
 def _crossing(yb, x, below, ipk, height, side):
@@ -247,28 +249,50 @@ def guess_exponential(y, x):
 
 @_quiet
 def guess_damped_sine(y, x):
-    """Guess ``amp, omega, shift, decay`` from the FFT peak and the envelope decay.
+    """Guess ``amp, omega, shift, decay`` from the spectrum and a sine/cosine projection.
 
-    Assumes nearly uniform sampling. ``decay`` compares the RMS of the first and
-    second half of the curve (``rms ~ exp(-x^2 decay)``), clipped at zero.
+    ``omega`` is the peak of the zero-padded FFT (nearly uniform sampling
+    assumed); ``amp`` and ``shift`` come from a per-row least-squares fit of
+    ``A sin(omega x) + B cos(omega x)``; ``decay`` compares the RMS of the first
+    and second halves of the curve (``rms ~ exp(-x^2 decay)``), clipped at zero.
     """
     y, x = prepare(y, x)
     yf = fill_nan(y)
     yf = np.where(np.isfinite(yf), yf, 0.0)
     yc = yf - yf.mean(axis=1, keepdims=True)
+    omega = _fft_peak(yc, x)
+    decay = _envelope_decay(yc, x)
+    env = np.exp(-np.outer(decay, x * x))
+    amp, shift = _sine_projection(np.where(np.isfinite(y), yc, 0.0), x, omega, env)
+    return {"amp": amp, "omega": omega, "shift": shift, "decay": decay}
+
+
+def _fft_peak(yc, x, pad=8):
+    """Angular frequency of the largest non-zero FFT peak per row, zero-padded ``pad`` times."""
     dx = (x[-1] - x[0]) / max(x.size - 1, 1)
-    spec = np.fft.rfft(yc, axis=1)
-    k = 1 + np.argmax(np.abs(spec[:, 1:]), axis=1)
-    omega = 2.0 * np.pi * np.fft.rfftfreq(x.size, d=dx)[k]
-    coef = spec[np.arange(y.shape[0]), k]
-    # sin(w x + s) = cos(w x + s - pi/2): the DFT phase at bin k is s - pi/2 + w*x0
-    shift = np.angle(coef) + 0.5 * np.pi - omega * x[0]
-    shift = np.mod(shift + np.pi, 2.0 * np.pi) - np.pi
+    n = pad * x.size
+    spec = np.abs(np.fft.rfft(yc, n=n, axis=1))
+    k = pad + np.argmax(spec[:, pad:], axis=1)  # skip the zero-frequency lobe
+    return 2.0 * np.pi * np.fft.rfftfreq(n, d=dx)[k]
+
+
+def _envelope_decay(yc, x):
     half = x.size // 2
     rms1 = np.sqrt(np.mean(yc[:, :half] ** 2, axis=1))
     rms2 = np.sqrt(np.mean(yc[:, half:] ** 2, axis=1))
     x1, x2 = np.mean(x[:half] ** 2), np.mean(x[half:] ** 2)
-    decay = np.maximum(np.log(rms1 / rms2) / (x2 - x1), 0.0)
-    decay = np.where(np.isfinite(decay), decay, 0.0)
-    amp = np.max(np.abs(yc), axis=1) / np.exp(-x[np.argmax(np.abs(yc), axis=1)] ** 2 * decay)
-    return {"amp": amp, "omega": omega, "shift": shift, "decay": decay}
+    decay = np.log(rms1 / rms2) / (x2 - x1)
+    return np.where(np.isfinite(decay), np.maximum(decay, 0.0), 0.0)
+
+
+def _sine_projection(yc, x, omega, env):
+    """Least squares ``yc ~ env*(A sin(w x) + B cos(w x))`` -> ``(hypot(A, B), atan2(B, A))``."""
+    phase = np.outer(omega, x)
+    s, c = env * np.sin(phase), env * np.cos(phase)
+    w = (yc != 0.0).astype(float)  # NaN points were set to exactly 0
+    ss, cc, sc = (w * s * s).sum(1), (w * c * c).sum(1), (w * s * c).sum(1)
+    ys, yc_ = (yc * s).sum(1), (yc * c).sum(1)
+    det = ss * cc - sc * sc
+    a = (cc * ys - sc * yc_) / det
+    b = (ss * yc_ - sc * ys) / det
+    return np.hypot(a, b), np.arctan2(b, a)

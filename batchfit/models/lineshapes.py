@@ -26,10 +26,14 @@ PV_SIGMA_G = 1.0 / np.sqrt(2.0 * np.log(2.0))
 
 
 def _quiet(func):
-    """Evaluate ``func`` with numpy floating-point warnings silenced."""
+    """Evaluate ``func`` on float arrays with numpy floating-point warnings silenced.
+
+    Converting Python floats to numpy makes ``1.0/0.0`` give ``inf`` instead of raising.
+    """
 
     @functools.wraps(func)
     def wrapper(*args):
+        args = [np.asarray(a, dtype=float) for a in args]
         with np.errstate(all="ignore"):
             return func(*args)
 
@@ -102,8 +106,9 @@ def d_voigt(x, amplitude, center, sigma, gamma):
     norm = 1.0 / (sigma * S2PI)
     scale = amplitude * norm
     f = scale * w.real
-    d_center = scale * (dw * (-1.0 / (sigma * S2))).real
-    d_gamma = scale * (dw * (1.0j / (sigma * S2))).real
+    inv = 1.0 / (sigma * S2)  # real first: complex / 0.0 would raise, not give inf
+    d_center = -scale * inv * dw.real
+    d_gamma = -scale * inv * dw.imag  # Re(i * dw) = -Im(dw)
     d_sigma = scale * (dw * (-z / sigma)).real - f / sigma
     return _full(x, norm * w.real, d_center, d_sigma, d_gamma)
 

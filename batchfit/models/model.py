@@ -223,8 +223,13 @@ class Model:
                 f"{self.name} cannot guess starting values; give them in the "
                 "parameters (value=...) and set guess to false"
             )
-        raw = self.kernel.guess(np.atleast_2d(y), x)
-        return {self.prefix + k: np.asarray(v, dtype=float) for k, v in raw.items()}
+        y = np.atleast_2d(np.asarray(y, dtype=float))
+        raw = self.kernel.guess(y, x)
+        empty = ~np.isfinite(y).any(axis=1)  # no data: no guess, the engine flags bad_data
+        return {
+            self.prefix + k: np.where(empty, np.nan, np.asarray(v, dtype=float))
+            for k, v in raw.items()
+        }
 
     # ------------------------------------------------------------- algebra
     def __add__(self, other: Model) -> CompositeModel:
