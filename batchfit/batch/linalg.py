@@ -1,0 +1,201 @@
+"""Batched small dense linear algebra that never raises on a bad row.
+
+Every function works on a stack of ``n`` independent ``k x k`` problems
+(``k`` small, up to about 30) and loops over the matrix dimension in Python
+while vectorizing over the stack. A singular, indefinite or non-finite row
+gives ``ok = False`` (or NaN output) for that row only.
+
+Each row's result is computed by the same sequence of elementwise operations
+whatever the stack size, so a row's numbers never depend on its neighbours:
+reductions over the short axes are explicit loops, never ``sum``/``einsum``
+over an axis whose iteration order numpy may change with the array shape.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "cho_solve",
+    "cholesky",
+    "covariance_from_jacobian",
+    "gram",
+    "solve_spd",
+]
+
+COVAR_RTOL = 1e-10
+"""Default relative pivot tolerance of :func:`covariance_from_jacobian`."""
+
+
+def gram(jac: np.ndarray, resid: np.ndarray | None = None):
+    """Normal-equation pieces ``J^T J`` (and ``J^T r``) row by row.
+
+    Parameters
+    ----------
+    jac : ndarray, shape (n, npts, k)
+        Jacobians, one per row.
+    resid : ndarray, shape (n, npts), optional
+        Residuals; when given, ``J^T r`` is returned too.
+
+    Returns
+    -------
+    a : ndarray, shape (n, k, k)
+        ``J^T J`` per row.
+    g : ndarray, shape (n, k)
+        ``J^T r`` per row (only when `resid` is given).
+
+    Notes
+    -----
+    ``np.matmul`` on a C-contiguous stack calls one BLAS product per row with
+    identical shapes and strides, so each row's result does not depend on the
+    number of rows (checked by ``tests/batch/test_linalg.py``).
+    """
+    jac = np.ascontiguousarray(jac, dtype=np.float64)
+    jt = jac.transpose(0, 2, 1)
+    a = np.matmul(jt, jac)
+    if resid is None:
+        return a
+    r = np.ascontiguousarray(resid, dtype=np.float64)
+    g = np.matmul(jt, r[:, :, None])[:, :, 0]
+    return a, g
+
+
+def cholesky(a: np.ndarray, rtol: float = 0.0):
+    """Row-wise Cholesky factor ``a = L L^T`` of a stack of symmetric matrices.
+
+    Parameters
+    ----------
+    a : ndarray, shape (n, k, k)
+        Symmetric matrices; only the lower triangle is read.
+    rtol : float, optional
+        A pivot must exceed ``rtol * a[j, j]`` (and zero) for the row to count
+        as positive definite.
+
+    Returns
+    -------
+    L : ndarray, shape (n, k, k)
+        Lower-triangular factors; meaningless where ``ok`` is False.
+    ok : ndarray of bool, shape (n,)
+        True where every pivot was finite and above the tolerance.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    k = a.shape[-1]
+    low = np.zeros_like(a)
+    ok = np.ones(a.shape[0], dtype=bool)
+    for j in range(k):
+        col = a[:, j:, j].copy()
+        for t in range(j):
+            col -= low[:, j:, t] * low[:, j, t][:, None]
+        piv = col[:, 0]
+        good = np.isfinite(piv) & (piv > rtol * a[:, j, j]) & (piv > 0.0)
+        ok &= good
+        d = np.sqrt(np.where(good, piv, 1.0))
+        low[:, j, j] = d
+        low[:, j + 1 :, j] = col[:, 1:] / d[:, None]
+    return low, ok
+
+
+def cho_solve(low: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Solve ``L L^T x = b`` row by row.
+
+    Parameters
+    ----------
+    low : ndarray, shape (n, k, k)
+        Lower Cholesky factors from :func:`cholesky`.
+    b : ndarray, shape (n, k)
+        Right-hand sides.
+
+    Returns
+    -------
+    x : ndarray, shape (n, k)
+    """
+    y = np.array(b, dtype=np.float64, order="C")
+    k = y.shape[1]
+    for t in range(k):  # forward substitution, column oriented
+        y[:, t] /= low[:, t, t]
+        y[:, t + 1 :] -= low[:, t + 1 :, t] * y[:, t][:, None]
+    for t in range(k - 1, -1, -1):  # back substitution with L^T
+        y[:, t] /= low[:, t, t]
+        y[:, :t] -= low[:, t, :t] * y[:, t][:, None]
+    return y
+
+
+def solve_spd(a: np.ndarray, b: np.ndarray, rtol: float = 0.0):
+    """Solve symmetric positive definite systems ``a x = b`` row by row.
+
+    Parameters
+    ----------
+    a : ndarray, shape (n, k, k)
+    b : ndarray, shape (n, k)
+    rtol : float, optional
+        Relative pivot tolerance passed to :func:`cholesky`.
+
+    Returns
+    -------
+    x : ndarray, shape (n, k)
+        Solutions; NaN in rows that are not positive definite.
+    ok : ndarray of bool, shape (n,)
+    """
+    low, ok = cholesky(a, rtol)
+    x = cho_solve(low, b)
+    x[~ok] = np.nan
+    return x, ok
+
+
+def _lower_inverse(low: np.ndarray) -> np.ndarray:
+    """Inverse of a stack of lower-triangular matrices (forward substitution)."""
+    k = low.shape[-1]
+    inv = np.zeros_like(low)
+    for i in range(k):
+        inv[:, i, i] = 1.0 / low[:, i, i]
+        for j in range(i):
+            s = low[:, i, j] * inv[:, j, j]
+            for t in range(j + 1, i):
+                s += low[:, i, t] * inv[:, t, j]
+            inv[:, i, j] = -s / low[:, i, i]
+    return inv
+
+
+def covariance_from_jacobian(jac: np.ndarray, rtol: float = COVAR_RTOL) -> np.ndarray:
+    """Inverse of ``J^T J`` per row, NaN where the row is rank deficient.
+
+    Parameters
+    ----------
+    jac : ndarray, shape (n, npts, k)
+        Jacobians of the residuals at the solution.
+    rtol : float, optional
+        Relative pivot tolerance. ``J^T J`` is first scaled to unit diagonal;
+        a Cholesky pivot at or below `rtol` (one minus the squared multiple
+        correlation of that column with the previous ones) marks the row as
+        singular. Columns that are all zero are singular too.
+
+    Returns
+    -------
+    covar : ndarray, shape (n, k, k)
+        ``(J^T J)^-1``; every entry NaN for singular or non-finite rows. Scale
+        by the reduced chi-square to get the parameter covariance.
+
+    Notes
+    -----
+    Memory is linear in ``n * npts * k``; no ``(npts, npts)`` array is formed.
+    """
+    a = gram(jac)
+    k = a.shape[-1]
+    diag = np.diagonal(a, axis1=1, axis2=2)
+    good = np.all(np.isfinite(diag) & (diag > 0.0), axis=1)
+    scale = 1.0 / np.sqrt(np.where(good[:, None], diag, 1.0))
+    scaled = a * scale[:, :, None] * scale[:, None, :]
+    low, ok = cholesky(scaled, rtol)
+    ok &= good
+    linv = _lower_inverse(low)
+    cov = np.empty_like(a)
+    for i in range(k):  # (L^-1)^T L^-1, lower triangle then mirrored
+        for j in range(i + 1):
+            s = linv[:, i, i] * linv[:, i, j]
+            for t in range(i + 1, k):
+                s += linv[:, t, i] * linv[:, t, j]
+            cov[:, i, j] = s
+            cov[:, j, i] = s
+    cov *= scale[:, :, None] * scale[:, None, :]
+    cov[~(ok & np.all(np.isfinite(cov), axis=(1, 2)))] = np.nan
+    return cov
