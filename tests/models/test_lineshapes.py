@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from scipy import integrate
 
-from batchfit.models import get, lineshapes as ls
+from batchfit.models import get
+from batchfit.models import lineshapes as ls
 
 pytestmark = pytest.mark.filterwarnings("error")
 

@@ -1,5 +1,7 @@
 """User model functions for the function_model tests (imported by reference)."""
 
+from math import hypot as builtin_hypot  # noqa: F401 - a builtin, for the error test
+
 import numpy as np
 
 
