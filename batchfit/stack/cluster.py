@@ -1,0 +1,182 @@
+"""Dask clusters for fit jobs: local, an existing scheduler, or a job queue.
+
+Worker environment
+------------------
+Fits are single-threaded numpy code run in many worker processes, so every
+worker gets ``OMP_NUM_THREADS = OPENBLAS_NUM_THREADS = MKL_NUM_THREADS = 1``
+(more BLAS threads than cores only oversubscribe the machine).
+
+Memory allocation: dask's nanny sets ``MALLOC_TRIM_THRESHOLD_=65536`` in every
+worker (``distributed.nanny.pre-spawn-environ``). Setting that variable at
+all switches off glibc's dynamic mmap threshold, so each temporary array
+above 128 KiB (the Jacobian of a block is tens of MB) is a fresh ``mmap`` that
+the kernel must zero-fill and fault in page by page, and ``munmap`` on free.
+The LM kernel allocates such temporaries every iteration, and this costs
+time (scripts/bench_submit.py measures it; see its output). batchfit
+therefore removes that variable from the nanny's environment and, through
+the :class:`MallocTuning` worker plugin, sets ``M_MMAP_THRESHOLD`` to 32 MiB
+(glibc's maximum) and ``M_TRIM_THRESHOLD`` to 256 MiB at worker start with
+``mallopt``, so temporaries are reused from the heap while a worker still
+returns memory to the system past 256 MiB of free heap. The plugin works on
+every cluster kind (it is registered from the client), including job-queue
+workers whose nanny config we do not control.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+from collections.abc import Iterator
+
+import dask
+from distributed import Client, LocalCluster
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from batchfit.errors import ConfigError
+
+THREAD_ENV = {"OMP_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1, "MKL_NUM_THREADS": 1}
+# glibc mallopt parameter numbers (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+MMAP_THRESHOLD = 32 * 2**20
+TRIM_THRESHOLD = 256 * 2**20
+JOBQUEUE_KINDS = ("slurm", "pbs", "sge", "lsf")
+
+
+def tune_malloc() -> bool:
+    """Set glibc's mmap and trim thresholds for this process; False if not glibc."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    ok = libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
+    return libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1 and ok
+
+
+class MallocTuning(WorkerPlugin):
+    """Worker plugin: :func:`tune_malloc` in every worker process, at start."""
+
+    name = "batchfit-malloc-tuning"
+
+    def setup(self, worker) -> None:
+        """Tune the allocator of the worker's process."""
+        tune_malloc()
+
+
+def worker_env_config(trim_env: bool = False) -> dict:
+    """dask config for the nanny's pre-spawn environment of local workers.
+
+    ``trim_env=True`` keeps dask's ``MALLOC_TRIM_THRESHOLD_=65536`` (for benchmarks);
+    by default it is removed (None unsets it; see the module docstring).
+    """
+    env: dict = dict(THREAD_ENV)
+    env["MALLOC_TRIM_THRESHOLD_"] = 65536 if trim_env else None
+    return {"distributed.nanny.pre-spawn-environ": env}
+
+
+@contextlib.contextmanager
+def make_client(cluster_cfg, workers: int | None = None, scheduler: str | None = None,
+                malloc_tuning: bool = True) -> Iterator[Client]:
+    """A connected ``distributed.Client`` for a job; closes what it started.
+
+    Parameters
+    ----------
+    cluster_cfg : object
+        The ``cluster`` section of a job config (kind, n_workers,
+        threads_per_worker, memory_limit, address, jobs, cores, memory,
+        walltime, queue, account, job_extra_directives, python).
+    workers : int, optional
+        Overrides ``n_workers`` (local) or ``jobs`` (job queues).
+    scheduler : str, optional
+        Address of a running scheduler; overrides the kind.
+    malloc_tuning : bool
+        Register :class:`MallocTuning` on the workers.
+
+    Yields
+    ------
+    distributed.Client
+    """
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(dask.config.set(worker_env_config()))
+        client = stack.enter_context(_open_client(cluster_cfg, workers, scheduler))
+        if malloc_tuning:
+            client.register_plugin(MallocTuning())
+        yield client
+
+
+@contextlib.contextmanager
+def _open_client(cfg, workers, scheduler) -> Iterator[Client]:
+    kind = "address" if scheduler else getattr(cfg, "kind", "local")
+    if kind == "address":
+        address = scheduler or getattr(cfg, "address", None)
+        if not address:
+            raise ConfigError("cluster.address: required when cluster.kind is 'address'")
+        with Client(address) as client:
+            yield client
+    elif kind == "local":
+        with _local_cluster(cfg, workers) as cluster, Client(cluster) as client:
+            yield client
+    elif kind in JOBQUEUE_KINDS:
+        with _jobqueue_cluster(cfg) as cluster, Client(cluster) as client:
+            cluster.scale(jobs=workers or getattr(cfg, "jobs", None) or 1)
+            yield client
+    else:
+        raise ConfigError(f"cluster.kind: unknown kind {kind!r}; use local, address, "
+                          f"{', '.join(JOBQUEUE_KINDS)}")
+
+
+def default_workers(cpu_count: int | None = None) -> int:
+    """Default number of local workers: ``min(2, cpu_count)``."""
+    import os
+
+    return max(1, min(2, cpu_count or os.cpu_count() or 1))
+
+
+def _local_cluster(cfg, workers) -> LocalCluster:
+    n = workers or getattr(cfg, "n_workers", None) or default_workers()
+    return LocalCluster(
+        n_workers=n,
+        threads_per_worker=getattr(cfg, "threads_per_worker", None) or 1,
+        processes=True,
+        memory_limit=getattr(cfg, "memory_limit", None) or "auto",
+        dashboard_address="127.0.0.1:0",
+        host="127.0.0.1",
+        silence_logs=logging.ERROR,
+    )
+
+
+def _jobqueue_class(kind: str):
+    import dask_jobqueue
+
+    names = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "sge": "SGECluster",
+             "lsf": "LSFCluster"}
+    return getattr(dask_jobqueue, names[kind])
+
+
+def _jobqueue_cluster(cfg):
+    """A dask-jobqueue cluster from the config (no job is submitted until scaled)."""
+    cores = getattr(cfg, "cores", None) or 1
+    threads = getattr(cfg, "threads_per_worker", None) or 1
+    kwargs = dict(
+        cores=cores,
+        processes=max(1, cores // threads),
+        memory=getattr(cfg, "memory", None) or "4GiB",
+        walltime=getattr(cfg, "walltime", None),
+        queue=getattr(cfg, "queue", None),
+        account=getattr(cfg, "account", None),
+        job_extra_directives=list(getattr(cfg, "job_extra_directives", None) or []),
+        job_script_prologue=[f"export {k}={v}" for k, v in THREAD_ENV.items()],
+        silence_logs=logging.ERROR,
+    )
+    if getattr(cfg, "python", None):
+        kwargs["python"] = cfg.python
+    return _jobqueue_class(cfg.kind)(**{k: v for k, v in kwargs.items() if v is not None})
+
+
+def job_script(cluster_cfg) -> str:
+    """The batch script a job-queue cluster would submit for one worker job."""
+    if getattr(cluster_cfg, "kind", None) not in JOBQUEUE_KINDS:
+        raise ConfigError(f"cluster.kind: job scripts exist for {', '.join(JOBQUEUE_KINDS)}; "
+                          f"got {getattr(cluster_cfg, 'kind', None)!r}")
+    with _jobqueue_cluster(cluster_cfg) as cluster:
+        return cluster.job_script()
