@@ -10,14 +10,13 @@ like the output store (see :mod:`batchfit.stack.layout`).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from types import SimpleNamespace
 
 import numpy as np
 import xarray as xr
 
+from batchfit.batch import fit_batch
 from batchfit.errors import InputError
-from batchfit.stack.layout import COVAR_DIMS, ResultLayout
+from batchfit.stack.layout import ResultLayout
 from batchfit.status import Status
 
 FIELD_DIM = "_field"
@@ -56,8 +55,9 @@ def fit(
         ``MASKED`` and NaN values.
     engine : {'lm', 'leastsq', 'lbfgsb', 'anneal'}
         ``'lm'`` is the vectorized engine. The others run the core
-        :func:`batchfit.minimize` pixel by pixel: the slow reference path,
-        hundreds of times slower, meant for checks and small maps.
+        :class:`batchfit.Minimizer` pixel by pixel (inside ``fit_batch``): the
+        slow reference path, hundreds of times slower, meant for checks and
+        small maps.
     guess : bool
         Start each pixel from the model's vectorized ``guess``.
     init : Mapping or xr.Dataset, optional
@@ -168,119 +168,16 @@ def fit_block(y: np.ndarray, *arrays, model, params, x, layout: ResultLayout, en
     if rows.size:
         y_rows = y.reshape(n, npts)[rows]
         s_rows = sigma[rows] if sigma is not None else sigma_scalar
-        run = _run_lm if engine == "lm" else _run_minimize
-        result = run(model, params, x, y_rows, s_rows, init or None, guess, max_nfev,
-                     layout.covar, engine)
+        result = fit_batch(model, params, x, y_rows, sigma=s_rows, init=init or None,
+                           guess=guess, max_nfev=max_nfev, covar=layout.covar, engine=engine)
         layout.pack_into(packed, rows, result)
     return packed.reshape(tuple(shape) + (layout.width,))
-
-
-def _run_lm(model, params, x, y, sigma, init, guess, max_nfev, covar, engine):
-    from batchfit.batch import fit_batch
-
-    return fit_batch(model, params, x, y, sigma=sigma, init=init, guess=guess,
-                     max_nfev=max_nfev, covar=covar)
 
 
 def _to_dataset(packed: xr.DataArray, layout: ResultLayout, model, params, dim,
                 engine) -> xr.Dataset:
     pixel_dims = tuple(d for d in packed.dims if d != FIELD_DIM)
     coords = {k: v for k, v in packed.coords.items() if FIELD_DIM not in v.dims}
-    data_vars = {}
-    for name, (arr, attrs, is_cov) in layout.unpack(packed.data).items():
-        dims = pixel_dims + (COVAR_DIMS if is_cov else ())
-        data_vars[name] = xr.Variable(dims, arr, attrs=dict(attrs))
-    if layout.covar:
-        coords[COVAR_DIMS[0]] = list(layout.var_names)
-        coords[COVAR_DIMS[1]] = list(layout.var_names)
     attrs = {"fit_dim": dim, "engine": engine, "template": params.dumps(),
              "model": json.dumps(getattr(model, "reference", None))}
-    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
-
-
-# --- the slow path: the core minimize(), one pixel at a time -------------------------
-
-
-def _run_minimize(model, params, x, y, sigma, init, guess, max_nfev, covar, engine):
-    """Fit each row with :func:`batchfit.minimize`; same fields as ``fit_batch``."""
-    n = y.shape[0]
-    layout = ResultLayout.from_params(params, covar)
-    starts = _starting_values(model, params, x, y, init, guess)
-    sig = np.broadcast_to(1.0 if sigma is None else sigma, y.shape)
-    rows = [_minimize_one(model, params, layout, x, y[i], sig[i],
-                          {k: v[i] for k, v in starts.items()}, max_nfev, engine)
-            for i in range(n)]
-    out = SimpleNamespace(names=list(layout.names), var_names=list(layout.var_names))
-    for field in ("values", "stderr"):
-        setattr(out, field, {k: np.array([r[field][k] for r in rows]) for k in layout.names})
-    for field in ("chisqr", "redchi", "nfev", "success", "status"):
-        setattr(out, field, np.array([r[field] for r in rows]))
-    nv = len(layout.var_names)
-    out.covar = np.array([r["covar"] for r in rows]).reshape(n, nv, nv) if covar else None
-    return out
-
-
-def _starting_values(model, params, x, y, init, guess) -> dict[str, np.ndarray]:
-    starts: dict[str, np.ndarray] = {}
-    if guess:
-        starts.update({k: np.asarray(v) for k, v in model.guess(y, x).items() if k in params})
-    starts.update(init or {})
-    return starts
-
-
-def _minimize_one(model, params, layout, x, y, sigma, start: Mapping, max_nfev, engine):
-    from batchfit import minimize
-
-    nv = len(layout.var_names)
-    keep = np.isfinite(y) & np.isfinite(sigma) & (sigma > 0)
-    row = _failed_row(layout, Status.BAD_DATA)
-    if keep.sum() < max(nv, 1) or np.ptp(y[keep]) == 0:
-        return row
-    p = _start_params(params, start)
-    xk, yk, sk = x[keep], y[keep], sigma[keep]
-
-    def residual(pars):
-        return (model(xk, **pars.valuesdict()) - yk) / sk
-
-    kws = {"maxfev": int(max_nfev)} if max_nfev and engine == "leastsq" else {}
-    try:
-        res = minimize(residual, p, engine=engine, **kws)
-    except Exception:  # a failed pixel is data: record it, never stop the block
-        return _failed_row(layout, Status.MODEL_ERROR)
-    return _row_from_minimizer(res, layout)
-
-
-def _start_params(params, start: Mapping):
-    p = params.__class__().loads(params.dumps())
-    for k, v in start.items():
-        if p[k].vary and not p[k].expr and np.isfinite(v):
-            p[k].value = float(v)
-    return p
-
-
-def _failed_row(layout, status) -> dict:
-    nan = dict.fromkeys(layout.names, np.nan)
-    nv = len(layout.var_names)
-    return {"values": nan, "stderr": dict(nan), "chisqr": np.nan, "redchi": np.nan,
-            "nfev": 0, "success": False, "status": int(status),
-            "covar": np.full((nv, nv), np.nan)}
-
-
-def _row_from_minimizer(res, layout) -> dict:
-    values = {k: float(res.params[k].value) for k in layout.names}
-    stderr = {k: _float_or_nan(res.params[k].stderr) for k in layout.names}
-    finite = all(np.isfinite(v) for v in values.values())
-    ok = bool(res.success) and finite
-    nv = len(layout.var_names)
-    cov = np.full((nv, nv), np.nan)
-    if getattr(res, "covar", None) is not None:
-        order = [list(res.var_names).index(k) for k in layout.var_names]
-        cov = np.asarray(res.covar)[np.ix_(order, order)]
-    status = Status.CONVERGED if ok else (Status.MAX_NFEV if finite else Status.MODEL_ERROR)
-    return {"values": values, "stderr": stderr, "chisqr": float(res.chisqr),
-            "redchi": float(res.redchi), "nfev": int(res.nfev), "success": ok,
-            "status": int(status), "covar": cov}
-
-
-def _float_or_nan(v) -> float:
-    return np.nan if v is None else float(v)
+    return layout.dataset(packed.data, pixel_dims, coords, attrs)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import xarray as xr
 
 from batchfit.status import Status, flag_attrs
 
@@ -120,3 +121,15 @@ class ResultLayout:
             packed[rows, self.n_scalar :] = np.asarray(result.covar, np.float64).reshape(
                 len(rows), -1
             )
+
+    def dataset(self, packed, pixel_dims: tuple, coords: dict, attrs: dict) -> xr.Dataset:
+        """The result Dataset from a packed array (numpy or dask) over ``pixel_dims``."""
+        coords = dict(coords)
+        data_vars = {}
+        for name, (arr, var_attrs, is_cov) in self.unpack(packed).items():
+            dims = tuple(pixel_dims) + (COVAR_DIMS if is_cov else ())
+            data_vars[name] = xr.Variable(dims, arr, attrs=dict(var_attrs))
+        if self.covar:
+            coords[COVAR_DIMS[0]] = list(self.var_names)
+            coords[COVAR_DIMS[1]] = list(self.var_names)
+        return xr.Dataset(data_vars, coords=coords, attrs=dict(attrs))
