@@ -61,6 +61,22 @@ def _as_float(value):
     return np.asarray(value, dtype=float)
 
 
+def _param_array(model: str, name: str, value: Any) -> np.ndarray:
+    """A parameter value as a float array, refusing shapes that would mis-broadcast."""
+    try:
+        if value is None:  # np.asarray(None, float) would quietly give nan
+            raise TypeError
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise ModelError(f"{model}: parameter {name!r} = {value!r} is not a number") from None
+    if arr.ndim == 1 and arr.size > 1:
+        raise ModelError(
+            f"{model}: parameter {name!r} has shape {arr.shape}; give a float or an "
+            f"array of shape (n, 1) so that it broadcasts against x (use value[:, None])"
+        )
+    return arr
+
+
 class Model:
     """A vectorized model ``f(x, p1, p2, ...)`` with prefixed parameter names.
 
@@ -129,7 +145,7 @@ class Model:
                 f"{self.name}: no value given for parameter(s) {missing}; "
                 f"the model needs {self.param_names}"
             )
-        return [_as_float(values[n]) for n in self.param_names]
+        return [_param_array(self.name, n, values[n]) for n in self.param_names]
 
     def __call__(self, x, **values) -> np.ndarray:
         """Evaluate the model.

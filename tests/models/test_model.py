@@ -1,11 +1,15 @@
 """Model, CompositeModel, make_params, references, pickling and the registry."""
 
 import copy
+import functools
 import json
+import operator
 import pickle
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import batchfit.models as models
 from batchfit.errors import ModelError
@@ -197,3 +201,26 @@ def test_public_api():
         "gaussian", "lorentzian", "voigt", "pseudo_voigt", "exponential", "damped_sine",
         "linear", "quadratic", "polynomial", "constant", "step", "Model", "CompositeModel",
         "get", "from_reference", "function_model", "expression_model"}  # fmt: skip
+
+
+def test_bad_parameter_values_raise_clear_errors():
+    model = gaussian()
+    with pytest.raises(ModelError, match=r"'center' has shape \(3,\); .* shape \(n, 1\)"):
+        model(X, amplitude=1.0, center=np.zeros(3), sigma=1.0)
+    with pytest.raises(ModelError, match="'sigma' = None is not a number"):
+        model(X, amplitude=1.0, center=0.0, sigma=None)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.sampled_from(sorted(models.FACTORIES)), min_size=1, max_size=4),
+       st.integers(0, 4))
+def test_any_builtin_composite_round_trips(names, degree):
+    parts = [get(n, prefix=f"m{i}_", **({"degree": degree} if n == "polynomial" else {}))
+             for i, n in enumerate(names)]
+    model = functools.reduce(operator.add, parts)
+    rebuilt = from_reference(json.loads(json.dumps(model.reference)))
+    assert rebuilt.param_names == model.param_names
+    values = {n: 0.5 + 0.01 * i for i, n in enumerate(model.param_names)}
+    np.testing.assert_array_equal(rebuilt(X, **values), model(X, **values))
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(model))(X, **values),
+                                  model(X, **values))
