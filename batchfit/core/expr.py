@@ -197,7 +197,8 @@ class _Checker(ast.NodeVisitor):
         fn = node.func
         if not isinstance(fn, ast.Name) or fn.id not in self.functions:
             name = fn.id if isinstance(fn, ast.Name) else type(fn).__name__
-            raise self.fail(f"unknown function {name!r}; known: {', '.join(sorted(self.functions))}")
+            known = ", ".join(sorted(self.functions))
+            raise self.fail(f"unknown function {name!r}; known: {known}")
         if any(k.arg is None for k in node.keywords):
             raise self.fail("**keyword unpacking is not allowed")
         self.count += 1
@@ -240,7 +241,8 @@ class _Rewriter(ast.NodeTransformer):
         if len(node.ops) == 1:
             return node
         lefts = [node.left, *node.comparators[:-1]]
-        pairs = [ast.Compare(a, [op], [b]) for a, op, b in zip(lefts, node.ops, node.comparators)]
+        triples = zip(lefts, node.ops, node.comparators, strict=True)
+        pairs = [ast.Compare(a, [op], [b]) for a, op, b in triples]
         return _call("_bf_and", pairs, node)
 
     def visit_IfExp(self, node):
@@ -277,7 +279,7 @@ class Expression:
         """
         with np.errstate(all="ignore"):
             try:
-                return eval(self._code, self._globals, values)  # noqa: S307 - checked AST
+                return eval(self._code, self._globals, values)
             except ArithmeticError:
                 return math.nan
 

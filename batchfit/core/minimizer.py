@@ -158,7 +158,7 @@ class Minimizer:
         return self._bounds.to_internal(start)
 
     def _set_external(self, values):
-        for par, v in zip(self._vars, np.asarray(values, dtype=float).tolist()):
+        for par, v in zip(self._vars, np.asarray(values, dtype=float).tolist(), strict=False):
             par.value = v
         if self._ties:
             done = self._ties.apply(self.params.valuesdict())
@@ -318,7 +318,7 @@ class Minimizer:
         best = np.array([p.value for p in self._vars])
         base = self.params.valuesdict()
         grads = {name: np.zeros(self.nvarys) for name in self._ties.order}
-        for j, (v, s) in enumerate(zip(best, sd)):
+        for j, (v, s) in enumerate(zip(best, sd, strict=False)):
             h = stats.EPS ** (1.0 / 3.0) * max(abs(v), s, 1e-300)
             up, dn = dict(base), dict(base)
             up[self.var_names[j]], dn[self.var_names[j]] = v + h, v - h

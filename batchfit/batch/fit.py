@@ -1,0 +1,317 @@
+"""fit_batch: fit one model to many curves at once, with the core's semantics.
+
+The template means what it means to :func:`batchfit.minimize`: varied
+parameters are fitted through the same bounds transform, tied parameters are
+evaluated from their expressions (on whole arrays), and standard errors come
+from the covariance scaled by the reduced chi-square, with tied ones
+propagated. A bad curve is a status code, never an exception.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from batchfit.batch import lm
+from batchfit.batch.layout import Layout
+from batchfit.batch.linalg import covariance_from_jacobian
+from batchfit.batch.result import BatchResult
+from batchfit.core.minimizer import Minimizer, engine_name
+from batchfit.errors import FitError, InputError, ModelError
+from batchfit.status import Status
+
+ENGINES = ("lm", "leastsq", "lbfgsb", "anneal")
+
+
+def fit_batch(model, params, x, y, sigma=None, mask=None, init=None, guess=False,
+              max_nfev=None, covar=False, engine="lm", ftol=1e-10, xtol=1e-10,
+              symtable=None) -> BatchResult:
+    """Fit ``model`` to every row of ``y``.
+
+    Parameters
+    ----------
+    model : Model
+        A vectorized model (``batchfit.models``).
+    params : Parameters
+        The template: names, starting values, vary, bounds, expressions.
+    x : array_like, shape (n_points,)
+    y : array_like, shape (n_fits, n_points)
+        Curves; NaN points are ignored (each curve keeps its own ``ndata``).
+    sigma : array_like, optional
+        Per-point uncertainties broadcastable to ``y``; non-positive or
+        non-finite sigma drops the point.
+    mask : array_like of bool, shape (n_fits,), optional
+        True = fit; False gives status ``masked``.
+    init : mapping of str -> array (n_fits,), optional
+        Per-curve starting values; they override ``guess`` and the template.
+    guess : bool
+        Start from ``model.guess(y, x)`` where it gives finite values.
+    max_nfev : int, optional
+        Maximum function evaluations per curve (default ``200*(nvar+1)``).
+    covar : bool
+        Also return the covariance matrices.
+    engine : {'lm', 'leastsq', 'lbfgsb', 'anneal'}
+        'lm' is the vectorized engine; the others loop :class:`Minimizer`
+        over the curves (the slow reference path).
+
+    Returns
+    -------
+    BatchResult
+
+    Raises
+    ------
+    InputError
+        Wrong shapes.
+    ParameterError, ExpressionError, ModelError
+        An invalid template, or one that misses model parameters.
+    """
+    layout = Layout(params, symtable)
+    _check_model(model, layout)
+    x, y, w = _prepare_data(x, y, sigma)
+    n = y.shape[0]
+    starts = layout.starting_values(n, _overrides(model, x, y, guess, init))
+    result = BatchResult.empty(layout.names, layout.var_names, n, covar)
+    todo = _classify(y, w, mask, layout.nvar, result)
+    if todo.size:
+        name = "lm" if engine == "lm" else engine_name(engine)
+        runner = _fit_lm if name == "lm" else _fit_loop
+        runner(model, layout, x, y[todo], w[todo], starts[todo], result, todo,
+               max_nfev=max_nfev, ftol=ftol, xtol=xtol, engine=name)
+    return result
+
+
+def _check_model(model, layout):
+    names = getattr(model, "param_names", None)
+    if names is None or not callable(model):
+        raise ModelError(f"expected a batchfit Model, got {type(model).__name__}")
+    missing = [p for p in names if p not in layout.names]
+    if missing:
+        raise ModelError(
+            f"the parameters template lacks model parameter(s) {', '.join(missing)}; "
+            "build it with model.make_params()"
+        )
+
+
+def _prepare_data(x, y, sigma):
+    y = np.asarray(y, dtype=float)
+    if y.ndim == 1:
+        y = y[None, :]
+    if y.ndim != 2:
+        raise InputError(f"y must have shape (n_fits, n_points), got {y.shape}")
+    x = np.asarray(x, dtype=float)
+    if x.shape != (y.shape[1],):
+        raise InputError(f"x must have shape ({y.shape[1]},) to match y {y.shape}, got {x.shape}")
+    if sigma is None:
+        w = np.ones_like(y)
+    else:
+        try:
+            s = np.broadcast_to(np.asarray(sigma, dtype=float), y.shape)
+        except ValueError:
+            raise InputError(
+                f"sigma of shape {np.shape(sigma)} does not broadcast to y {y.shape}") from None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            w = np.where(np.isfinite(s) & (s > 0), 1.0 / s, 0.0)
+    w = np.where(np.isfinite(y) & np.isfinite(w), w, 0.0)
+    return x, np.where(w > 0, y, 0.0), w
+
+
+def _overrides(model, x, y, guess, init):
+    out = []
+    if guess:
+        yg = np.where(np.isfinite(y), y, np.nan)
+        try:
+            with np.errstate(all="ignore"):
+                out.append(model.guess(yg, x))
+        except Exception as exc:  # a user model without a guess
+            raise ModelError(f"guess=True but the model cannot guess: {exc}") from None
+    if init is not None:
+        out.append(dict(init))
+    return out
+
+
+def _classify(y, w, mask, nvar, result):
+    """Mark masked and bad-data curves in ``result``; return indices to fit."""
+    n = y.shape[0]
+    fit = np.ones(n, bool) if mask is None else np.broadcast_to(np.asarray(mask, bool), (n,))
+    used = w > 0
+    ndata = used.sum(axis=1)
+    yu = np.where(used, y, np.nan)
+    with np.errstate(all="ignore"), _quiet():
+        span = np.nanmax(yu, axis=1) - np.nanmin(yu, axis=1)
+    bad = (ndata < max(nvar, 1)) | ~(span > 0)
+    result.ndata[:] = ndata
+    result.status[:] = np.where(~fit, Status.MASKED, np.where(bad, Status.BAD_DATA,
+                                                               Status.NOT_RUN))
+    return np.flatnonzero(fit & ~bad)
+
+
+class _quiet:
+    def __enter__(self):
+        import warnings
+
+        self._w = warnings.catch_warnings()
+        self._w.__enter__()
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+    def __exit__(self, *exc):
+        return self._w.__exit__(*exc)
+
+
+class _Problem:
+    """Residuals and Jacobians of the active curves in internal coordinates."""
+
+    def __init__(self, model, layout, x, y, w):
+        self.model, self.layout, self.x, self.y, self.w = model, layout, x, y, w
+        self.has_jac = model.jacobian(x, **_probe_values(model, layout)) is not None
+
+    def model_values(self, theta):
+        vals = self.layout.values(self.layout.bounds.to_external(theta))
+        return {p: vals[p] for p in self.model.param_names}
+
+    def evaluate(self, theta, rows):
+        vals = self.model_values(theta)
+        try:
+            with np.errstate(all="ignore"):
+                f = np.broadcast_to(self.model(self.x, **vals), (theta.shape[0], self.x.size))
+        except Exception:
+            f = self._rowwise(vals, theta.shape[0])
+        return f
+
+    def _rowwise(self, vals, m):
+        """Model values curve by curve, so that one failing curve fails alone."""
+        out = np.full((m, self.x.size), np.nan)
+        for i in range(m):
+            one = {k: (v[i : i + 1] if np.ndim(v) else v) for k, v in vals.items()}
+            try:
+                with np.errstate(all="ignore"):
+                    out[i] = np.asarray(self.model(self.x, **one), dtype=float).reshape(-1)
+            except Exception:
+                pass
+        return out
+
+    def resid(self, theta, rows):
+        # A non-finite model value makes the residual non-finite even where the
+        # weight is zero (nan * 0 is nan), so a failing model is never hidden.
+        return (self.y[rows] - self.evaluate(theta, rows)) * self.w[rows]
+
+    def jac(self, theta, rows, r):
+        layout = self.layout
+        m, npts = theta.shape[0], self.x.size
+        ext = layout.bounds.to_external(theta)
+        with np.errstate(all="ignore"):
+            try:
+                dmodel = self.model.jacobian(self.x, **self.model_values(theta))
+            except Exception:
+                return np.full((m, npts, layout.nvar), np.nan)
+        ties = layout.tie_gradients(ext)
+        scale = -self.w[rows][:, None, :] * layout.bounds.d_external(theta)[:, :, None]
+        J = np.empty((m, layout.nvar, npts))
+        for j, name in enumerate(layout.var_names):
+            terms = [dmodel[q] * g[:, j : j + 1] for q, g in ties.items() if q in dmodel]
+            if name in dmodel:
+                terms.append(dmodel[name])
+            col = sum(terms[1:], terms[0]) if terms else 0.0
+            np.multiply(col, scale[:, j, :], out=J[:, j, :])
+        return J.transpose(0, 2, 1)
+
+
+def _probe_values(model, layout):
+    vals = layout.values(layout.start[None, :])
+    return {p: vals[p] for p in model.param_names}
+
+
+def _fit_lm(model, layout, x, y, w, starts, result, todo, *, max_nfev, ftol, xtol, engine):
+    prob = _Problem(model, layout, x, y, w)
+    theta0 = layout.bounds.to_internal(starts)
+    if layout.nvar == 0:
+        _store_fixed(prob, theta0, result, todo)
+        return
+    out = lm.solve(prob.resid, theta0, jac=prob.jac if prob.has_jac else None,
+                   ftol=ftol, xtol=xtol, max_nfev=max_nfev)
+    cov = covariance_from_jacobian(out.jac_at_solution)
+    _store(layout, out.theta, out.cost, out.nfev, out.status, cov, result, todo)
+
+
+def _store_fixed(prob, theta0, result, todo):
+    r = prob.resid(theta0, np.arange(theta0.shape[0]))
+    ok = np.isfinite(r).all(axis=1)
+    cost = np.where(ok, (r * r).sum(axis=1), np.nan)
+    status = np.where(ok, Status.CONVERGED, Status.MODEL_ERROR).astype(np.int8)
+    _store(prob.layout, theta0, cost, np.ones(len(todo), np.int32), status,
+           np.zeros((len(todo), 0, 0)), result, todo)
+
+
+def _store(layout, theta, cost, nfev, status, cov, result, todo):
+    """Write the fitted curves' values, errors and statistics into ``result``."""
+    ext = layout.bounds.to_external(theta)
+    nfree = result.ndata[todo] - layout.nvar
+    with np.errstate(all="ignore"):
+        redchi = np.where(nfree > 0, cost / nfree, np.nan)
+    ok = (status == Status.CONVERGED) & np.isfinite(cost) & np.isfinite(ext).all(axis=1)
+    status = np.where((status == Status.CONVERGED) & ~ok, Status.MODEL_ERROR, status)
+    result.status[todo] = status
+    result.success[todo] = ok
+    result.nfev[todo] = nfev
+    result.chisqr[todo] = np.where(ok, cost, np.nan)
+    result.redchi[todo] = np.where(ok, redchi, np.nan)
+    g = layout.bounds.d_external(theta)
+    cov_ext = cov * g[:, :, None] * g[:, None, :] * redchi[:, None, None]
+    cov_ext[~ok] = np.nan
+    vals = layout.values(ext)
+    for name in layout.names:
+        v = np.broadcast_to(np.asarray(vals[name], dtype=float).reshape(-1), (len(todo),))
+        result.values[name][todo] = np.where(ok, v, np.nan)
+    _store_stderr(layout, ext, cov_ext, ok, result, todo)
+    if result.covar is not None:
+        result.covar[todo] = cov_ext
+
+
+def _store_stderr(layout, ext, cov_ext, ok, result, todo):
+    with np.errstate(invalid="ignore"):
+        sd = np.sqrt(np.diagonal(cov_ext, axis1=1, axis2=2))
+    for j, name in enumerate(layout.var_names):
+        result.stderr[name][todo] = sd[:, j]
+    for name in layout.fixed:
+        result.stderr[name][todo] = np.where(ok, 0.0, np.nan)  # held fixed, as in the core
+    for name, g in layout.tie_gradients(ext).items():
+        with np.errstate(invalid="ignore"):
+            var = np.einsum("mi,mij,mj->m", g, cov_ext, g)
+            result.stderr[name][todo] = np.sqrt(var)
+
+
+def _fit_loop(model, layout, x, y, w, starts, result, todo, *, max_nfev, ftol, xtol, engine):
+    """The slow reference path: one core Minimizer per curve."""
+    params = layout.params.copy()
+    kws = {"max_nfev": max_nfev} if (max_nfev and engine == "leastsq") else {}
+    if engine == "leastsq":
+        kws.update(ftol=ftol, xtol=xtol)
+    for i, row in enumerate(todo):
+        keep = w[i] > 0
+        xi, yi, wi = x[keep], y[i][keep], w[i][keep]
+
+        def residual(p, xi=xi, yi=yi, wi=wi):
+            return (yi - model(xi, **{q: p[q].value for q in model.param_names})) * wi
+
+        for j, name in enumerate(layout.var_names):
+            params[name].value = float(starts[i, j])
+        try:
+            fitter = Minimizer(residual, params)
+            getattr(fitter, engine)(**kws)
+        except FitError:
+            result.status[row] = Status.MODEL_ERROR
+            continue
+        _store_one(fitter, layout, result, row)
+
+
+def _store_one(fitter, layout, result, row):
+    ok = bool(fitter.success)
+    result.status[row] = Status.CONVERGED if ok else Status.MAX_NFEV
+    result.success[row] = ok
+    result.nfev[row] = fitter.nfev
+    if not ok:
+        return
+    result.chisqr[row], result.redchi[row] = fitter.chisqr, fitter.redchi
+    for name, par in fitter.params.items():
+        result.values[name][row] = par.value
+        result.stderr[name][row] = np.nan if par.stderr is None else par.stderr
+    if result.covar is not None and fitter.covar is not None:
+        result.covar[row] = fitter.covar
