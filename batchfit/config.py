@@ -265,7 +265,9 @@ class ClusterConfig(_Section):
     @model_validator(mode="after")
     def _check_kind(self) -> ClusterConfig:
         allowed = _CLUSTER_KEYS[self.kind] | {"kind"}
-        for key in sorted(self.model_fields_set - allowed):
+        fields = type(self).model_fields
+        given = {k for k in self.model_fields_set if getattr(self, k) != fields[k].default}
+        for key in sorted(given - allowed):
             users = [k for k, keys in _CLUSTER_KEYS.items() if key in keys]
             raise ValueError(f"key {key!r} is not used with kind {self.kind!r} "
                              f"(it is used with kind: {', '.join(users)})")
@@ -325,8 +327,8 @@ class JobConfig(_Section):
             Naming the dotted key of every problem found.
         """
         if not isinstance(data, Mapping):
-            raise ConfigError(f"the config must be a mapping of sections (input, model, "
-                              f"output, ...), got {_describe(data)}")
+            _fail((), "the config must be a mapping of sections (input, model, output, ...), "
+                      f"got {_describe(data)}")
         base = Path(base_dir if base_dir is not None else Path.cwd()).resolve()
         try:
             config = cls.model_validate(data, context={"base_dir": base})
