@@ -271,7 +271,8 @@ def _start(opts: _Options, theta0: np.ndarray, idx: np.ndarray):
     r = _evaluate(opts, theta0, idx)
     out = _Output.allocate(m, k, r.shape[1])
     out.theta[:], out.resid[:], out.nfev[:] = theta0, r, 1
-    out.cost[:] = np.square(r).sum(axis=1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        out.cost[:] = np.square(r).sum(axis=1)
     out.status[:] = Status.MODEL_ERROR
     live = np.flatnonzero(np.isfinite(out.cost))
     state = _Active(
@@ -326,10 +327,10 @@ def _iterate(opts: _Options, state: _Active, out: _Output, max_iter: int) -> _Ac
     trial = state.theta[ev] + p[ev]
     r = _evaluate(opts, trial, state.idx[ev])
     out.nfev[state.pos[ev]] += 1
-    cost_t = np.square(r).sum(axis=1)
     cost = state.cost[ev]
-    finite = np.isfinite(cost_t)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        cost_t = np.square(r).sum(axis=1)
+        finite = np.isfinite(cost_t)
         actred = np.where(cost_t < 100.0 * cost, 1.0 - cost_t / cost, -1.0)
         prered = pred[ev] / cost
         ratio = np.where(prered > 0.0, actred / prered, 0.0)
