@@ -64,7 +64,8 @@ class Bounds:
         v[..., b] = self._lo_b + (np.sin(t[..., b]) + 1.0) * self._half
         v[..., lo_] = self._lo_l - 1.0 + np.sqrt(t[..., lo_] ** 2 + 1.0)
         v[..., up] = self._hi_u + 1.0 - np.sqrt(t[..., up] ** 2 + 1.0)
-        return v
+        # Rounding in "lo - 1 + sqrt(...)" can land one ulp outside a bound.
+        return np.clip(v, self.lo, self.hi)
 
     def d_external(self, theta):
         """Derivative d(external)/d(internal) at ``theta``, elementwise."""

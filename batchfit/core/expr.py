@@ -123,12 +123,16 @@ DEFAULT_FUNCTIONS: dict[str, Callable] = {
 
 # Rewrites of operators into functions that are safe on floats and arrays.
 _HELPERS = {
-    "_bf_pow": _pow, "_bf_lshift": _shift(np.left_shift), "_bf_rshift": _shift(np.right_shift),
+    "_bf_pow": _pow, "_bf_div": _float_args(np.true_divide),
+    "_bf_floordiv": _float_args(np.floor_divide), "_bf_mod": _float_args(np.mod),
+    "_bf_lshift": _shift(np.left_shift), "_bf_rshift": _shift(np.right_shift),
     "_bf_band": _bitwise(np.bitwise_and), "_bf_bor": _bitwise(np.bitwise_or),
     "_bf_bxor": _bitwise(np.bitwise_xor), "_bf_invert": lambda a: (~_as_int(a)).astype(float),
     "_bf_where": _where, "_bf_not": _not, "_bf_and": _and, "_bf_or": _or,
 }
 _BINOP_HELPERS = {
+    # Division goes through numpy so that 1/0 is inf for a float as for an array.
+    ast.Div: "_bf_div", ast.FloorDiv: "_bf_floordiv", ast.Mod: "_bf_mod",
     ast.Pow: "_bf_pow", ast.LShift: "_bf_lshift", ast.RShift: "_bf_rshift",
     ast.BitAnd: "_bf_band", ast.BitOr: "_bf_bor", ast.BitXor: "_bf_bxor",
 }
