@@ -109,21 +109,21 @@ def _lookup(module: str, name: str, command: str) -> Callable[..., Any]:
 
 
 def format_summary(summary: Any) -> str:
-    """Lines of a finished job's summary: pixels, success rate, status counts, speed, output."""
+    """Lines of a finished job's summary: pixels, success rate, status counts, speed, output.
+
+    ``pixels``, ``n_success`` and ``status_counts`` cover the whole store; ``fitted``,
+    ``chunks_computed`` and ``fits_per_s`` this run only (a resumed job skips done chunks).
+    """
     pixels, ok = summary.pixels, summary.n_success
     rate = 100.0 * ok / pixels if pixels else 0.0
-    counts = _status_counts(summary.status_counts)
-    lines = [
-        f"pixels fitted: {pixels} ({ok} succeeded, {rate:.1f}%)",
-        f"status: {counts}",
-        f"speed: {summary.fits_per_s:.1f} fits/s, elapsed {summary.elapsed:.1f} s",
-    ]
-    computed = getattr(summary, "chunks_computed", None)
-    if computed is not None:
-        lines.append(f"chunks: {computed} computed, "
-                     f"{getattr(summary, 'chunks_skipped', 0)} already done")
-    lines.append(f"output: {summary.output}")
-    return "\n".join(lines)
+    return "\n".join([
+        f"pixels: {pixels} ({ok} succeeded, {rate:.1f}%)",
+        f"status: {_status_counts(summary.status_counts)}",
+        f"this run: {summary.fitted} pixels in {summary.chunks_computed} chunks "
+        f"({summary.chunks_skipped} chunks already done), {summary.fits_per_s:.1f} fits/s, "
+        f"elapsed {summary.elapsed:.1f} s",
+        f"output: {summary.output}",
+    ])
 
 
 def _status_counts(counts: Mapping[Any, int]) -> str:

@@ -349,15 +349,15 @@ class JobConfig(_Section):
         extend_sys_path(self.model.python_path)
         return _build_model(self.model)
 
-    def build_params(self):
+    def build_params(self, model=None):
         """The template :class:`~batchfit.Parameters`: model defaults + ``parameters:``.
 
         Model parameters come first, in model order, then the extra parameters
-        that expressions use.
+        that expressions use. ``model`` saves building it again when the caller has it.
         """
         from batchfit import Parameters
 
-        template = self.build_model().make_params()
+        template = (model if model is not None else self.build_model()).make_params()
         params = Parameters()
         extras = [n for n in self.parameters if n not in template]
         for name in [*template, *extras]:
@@ -619,7 +619,7 @@ def _check_job(config: JobConfig, *, check_paths: bool) -> None:
     model = _build_model(config.model)
     _check_parameter_names(config, model.param_names)
     try:
-        params = config.build_params()
+        params = config.build_params(model)
         TieSet(params)  # cycles
     except (ParameterError, ExpressionError) as exc:
         _fail(("parameters",), str(exc))

@@ -76,8 +76,9 @@ class FakeSummary:
     fits_per_s = 1234.5
     elapsed = 0.25
     output = Path("/somewhere/cube_fit.zarr")
-    chunks_computed = 4
-    chunks_skipped = 0
+    fitted = 48
+    chunks_computed = 3
+    chunks_skipped = 1
 
 
 def fake_pipeline(monkeypatch, **functions) -> types.ModuleType:

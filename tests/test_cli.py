@@ -21,7 +21,8 @@ from cli_helpers import (
 from click.testing import CliRunner
 
 import batchfit
-from batchfit.cli import cli, main
+from batchfit import Status
+from batchfit.cli import cli, format_summary, main
 from batchfit.config import JobConfig
 from batchfit.errors import StoreError
 
@@ -70,11 +71,17 @@ def test_submit_passes_options_and_prints_summary(monkeypatch, config_path):
     assert kws == {"overwrite": True, "workers": 3, "scheduler": "tcp://10.0.0.5:8786",
                    "quiet": True}
     out = result.output
-    assert "pixels fitted: 64 (60 succeeded, 93.8%)" in out
-    assert "converged 60, bad_data 3, masked 1" in out
-    assert "1234.5 fits/s" in out and "elapsed 0.2 s" in out
-    assert "chunks: 4 computed, 0 already done" in out
+    assert "pixels: 64 (60 succeeded, 93.8%)" in out
+    assert "status: converged 60, bad_data 3, masked 1" in out
+    assert ("this run: 48 pixels in 3 chunks (1 chunks already done), 1234.5 fits/s, "
+            "elapsed 0.2 s") in out
     assert "output: /somewhere/cube_fit.zarr" in out
+
+
+def test_summary_names_status_codes():
+    summary = FakeSummary()
+    summary.status_counts = {Status.CONVERGED: 2, 2: 1, Status.MASKED: 0}
+    assert "status: converged 2, bad_data 1\n" in format_summary(summary)
 
 
 def test_submit_defaults(monkeypatch, config_path):
