@@ -187,10 +187,15 @@ class ParameterConfig(_Section):
 
     @field_validator("min", "max")
     @classmethod
-    def _bound_not_nan(cls, bound: float | None) -> float | None:
-        if bound is not None and math.isnan(bound):
-            raise ValueError("expected a number or .inf, got .nan")
-        return bound
+    def _bound(cls, bound: float | None, info: ValidationInfo) -> float | None:
+        # An infinite bound on its own side means "unbounded": store it as None, so the
+        # resolved config stays plain JSON and `min: -.inf` fingerprints like no min.
+        if bound is None or math.isfinite(bound):
+            return bound
+        if math.isinf(bound) and (bound < 0) == (info.field_name == "min"):
+            return None
+        raise ValueError(f"expected a number, or {'-' if info.field_name == 'min' else ''}"
+                         f".inf for no bound, got {bound}")
 
     @model_validator(mode="after")
     def _ordered(self) -> ParameterConfig:
@@ -415,7 +420,7 @@ def load_config(path: str | os.PathLike) -> JobConfig:
         return JobConfig.from_dict(data, path.parent)
     except _Problems as exc:
         lines = [_located(path, text, loc, msg) for loc, msg in exc.problems]
-        raise ConfigError("\n".join(lines)) from None
+        raise ConfigError(_capped(lines)) from None
 
 
 def extend_sys_path(paths: Iterable[str | os.PathLike]) -> None:
@@ -433,10 +438,14 @@ class _Problems(ConfigError):
 
     def __init__(self, problems: Sequence[tuple[tuple, str]]) -> None:
         self.problems = list(problems)
-        shown = [f"{_dotted(loc)}: {msg}" if loc else msg for loc, msg in problems]
-        if len(shown) > MAX_PROBLEMS:
-            shown = [*shown[:MAX_PROBLEMS], f"... and {len(shown) - MAX_PROBLEMS} more"]
-        super().__init__("\n".join(shown))
+        super().__init__(_capped([f"{_dotted(loc)}: {msg}" if loc else msg
+                                  for loc, msg in problems]))
+
+
+def _capped(lines: Sequence[str]) -> str:
+    """At most MAX_PROBLEMS lines, so a badly broken file gives a short message."""
+    extra = len(lines) - MAX_PROBLEMS
+    return "\n".join([*lines[:MAX_PROBLEMS], f"... and {extra} more"] if extra > 0 else lines)
 
 
 def _fail(loc: tuple, message: str) -> NoReturn:

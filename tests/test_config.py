@@ -86,6 +86,8 @@ BAD_EDITS = {
                         r"parameters\.p1_center\.expr: uses 'z', which is neither"),
     "min > max": ("parameters.p1_center", {"value": 0.0, "min": 5.0, "max": -5.0},
                   r"parameters\.p1_center: min=5 is not below max=-5"),
+    "impossible bound": ("parameters.p1_center.min", float("inf"),
+                         r"parameters\.p1_center\.min: expected a number, or -\.inf for no bound"),
     "nan value": ("parameters.p1_center.value", float("nan"),
                   r"parameters\.p1_center\.value: expected a finite number"),
     "anneal without bounds": ("fit.engine", "anneal",
@@ -312,6 +314,8 @@ def test_fingerprint_is_stable_and_tracks_results(folder):
     reordered = dict(reversed(list(good_config().items())))
     edit(reordered, "parameters.p1_sigma.value", 1)
     assert _fingerprint(folder, reordered) == base
+    # an infinite bound is no bound
+    assert _fingerprint(folder, edit(good_config(), "parameters.p1_sigma.max", math.inf)) == base
     # what never changes results leaves it alone
     for key, value in [("cluster", {"kind": "address", "address": "tcp://h:8786"}),
                        ("input.chunks", {"y": 4}), ("output.path", "results/other.zarr"),
