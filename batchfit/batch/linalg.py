@@ -50,7 +50,7 @@ def gram(jac: np.ndarray, resid: np.ndarray | None = None):
     identical shapes and strides, so each row's result does not depend on the
     number of rows (checked by ``tests/batch/test_linalg.py``).
     """
-    jac = np.ascontiguousarray(jac, dtype=np.float64)
+    jac = _blasable(jac)
     jt = jac.transpose(0, 2, 1)
     a = np.matmul(jt, jac)
     if resid is None:
@@ -58,6 +58,19 @@ def gram(jac: np.ndarray, resid: np.ndarray | None = None):
     r = np.ascontiguousarray(resid, dtype=np.float64)
     g = np.matmul(jt, r[:, :, None])[:, :, 0]
     return a, g
+
+
+def _blasable(jac: np.ndarray) -> np.ndarray:
+    """`jac` as float64 with each (npts, k) matrix C- or F-ordered (no copy if so).
+
+    A stack stored as (n, k, npts) and handed over transposed is used as is:
+    every row then goes through the same BLAS call with the same layout.
+    """
+    jac = np.asarray(jac, dtype=np.float64)
+    _, npts, k = jac.shape
+    if jac.strides[1:] in ((8 * k, 8), (8, 8 * npts)):
+        return jac
+    return np.ascontiguousarray(jac)
 
 
 def cholesky(a: np.ndarray, rtol: float = 0.0):
@@ -78,20 +91,26 @@ def cholesky(a: np.ndarray, rtol: float = 0.0):
     ok : ndarray of bool, shape (n,)
         True where every pivot was finite and above the tolerance.
     """
-    a = np.asarray(a, dtype=np.float64)
-    k = a.shape[-1]
-    low = np.zeros_like(a)
-    ok = np.ones(a.shape[0], dtype=bool)
+    at = np.ascontiguousarray(np.asarray(a, dtype=np.float64).transpose(1, 2, 0))
+    low, ok = _cholesky_t(at, rtol)
+    return np.ascontiguousarray(low.transpose(2, 0, 1)), ok
+
+
+def _cholesky_t(at: np.ndarray, rtol: float = 0.0):
+    """:func:`cholesky` on the batch-last layout (k, k, n): contiguous vectors."""
+    k, n = at.shape[0], at.shape[-1]
+    low = np.zeros_like(at)
+    ok = np.ones(n, dtype=bool)
     for j in range(k):
-        col = a[:, j:, j].copy()
+        col = at[j:, j].copy()
         for t in range(j):
-            col -= low[:, j:, t] * low[:, j, t][:, None]
-        piv = col[:, 0]
-        good = np.isfinite(piv) & (piv > rtol * a[:, j, j]) & (piv > 0.0)
+            col -= low[j:, t] * low[j, t]
+        piv = col[0]
+        good = (piv > rtol * at[j, j]) & (piv > 0.0) & (piv < np.inf)
         ok &= good
         d = np.sqrt(np.where(good, piv, 1.0))
-        low[:, j, j] = d
-        low[:, j + 1 :, j] = col[:, 1:] / d[:, None]
+        low[j, j] = d
+        low[j + 1 :, j] = col[1:] / d
     return low, ok
 
 
@@ -109,14 +128,20 @@ def cho_solve(low: np.ndarray, b: np.ndarray) -> np.ndarray:
     -------
     x : ndarray, shape (n, k)
     """
-    y = np.array(b, dtype=np.float64, order="C")
-    k = y.shape[1]
+    lt = np.ascontiguousarray(low.transpose(1, 2, 0))
+    return _cho_solve_t(lt, np.ascontiguousarray(b.T)).T.copy()
+
+
+def _cho_solve_t(lt: np.ndarray, bt: np.ndarray) -> np.ndarray:
+    """:func:`cho_solve` on the batch-last layout: lt (k, k, n), bt (k, n)."""
+    y = np.array(bt, dtype=np.float64)
+    k = y.shape[0]
     for t in range(k):  # forward substitution, column oriented
-        y[:, t] /= low[:, t, t]
-        y[:, t + 1 :] -= low[:, t + 1 :, t] * y[:, t][:, None]
+        y[t] /= lt[t, t]
+        y[t + 1 :] -= lt[t + 1 :, t] * y[t]
     for t in range(k - 1, -1, -1):  # back substitution with L^T
-        y[:, t] /= low[:, t, t]
-        y[:, :t] -= low[:, t, :t] * y[:, t][:, None]
+        y[t] /= lt[t, t]
+        y[:t] -= lt[t, :t] * y[t]
     return y
 
 

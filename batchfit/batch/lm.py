@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from batchfit.batch.linalg import cho_solve, cholesky, gram
+from batchfit.batch.linalg import _cho_solve_t, _cholesky_t, gram
 from batchfit.status import Status
 
 __all__ = ["LMResult", "solve"]
@@ -306,17 +306,32 @@ def _solve_block(opts: _Options, theta0: np.ndarray, idx: np.ndarray) -> _Output
 
 
 def _damped_step(state: _Active):
-    """Solve (A + mu D^2) p = -g in scaled variables; return p, |Dp|^2, pred, ok."""
-    dinv = 1.0 / np.sqrt(state.d2)
-    scaled = state.a * dinv[:, :, None] * dinv[:, None, :]
-    diag = np.arange(scaled.shape[1])
-    scaled[:, diag, diag] += state.mu[:, None]
-    gs = state.g * dinv
-    low, ok = cholesky(scaled)
-    ps = -cho_solve(low, gs)
-    pnorm2 = np.square(ps).sum(axis=1)
-    pred = state.mu * pnorm2 - (ps * gs).sum(axis=1)  # = |r|^2 - |r + J p|^2
-    return ps * dinv, pnorm2, pred, ok
+    """Solve (A + mu D^2) p = -g in scaled variables; return p, |Dp|^2, pred, ok.
+
+    The k x k algebra runs on batch-last copies, so every operation is on
+    contiguous length-m vectors and sums over k are explicit sequential loops.
+    """
+    dinv = 1.0 / np.sqrt(state.d2.T)  # (k, m)
+    scaled = np.ascontiguousarray(state.a.transpose(1, 2, 0))
+    scaled *= dinv[:, None, :]
+    scaled *= dinv[None, :, :]
+    diag = np.arange(scaled.shape[0])
+    scaled[diag, diag] += state.mu
+    gs = state.g.T * dinv
+    low, ok = _cholesky_t(scaled)
+    ps = _cho_solve_t(low, gs)
+    np.negative(ps, out=ps)
+    pnorm2 = _dot_t(ps, ps)
+    pred = state.mu * pnorm2 - _dot_t(ps, gs)  # = |r|^2 - |r + J p|^2
+    return (ps * dinv).T, pnorm2, pred, ok
+
+
+def _dot_t(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Column dot products of (k, m) arrays, summed in a fixed order."""
+    out = u[0] * v[0]
+    for j in range(1, u.shape[0]):
+        out += u[j] * v[j]
+    return out
 
 
 def _iterate(opts: _Options, state: _Active, out: _Output, max_iter: int) -> _Active:
@@ -395,8 +410,10 @@ def _final_jacobian(opts: _Options, out: _Output) -> np.ndarray:
     good = np.isfinite(out.cost)
     jac[~good] = np.nan
     for start in range(0, n, BLOCK_SIZE):
-        rows = np.arange(start, min(start + BLOCK_SIZE, n))
-        rows = rows[good[rows]]
-        if rows.size:
-            jac[rows] = _jacobian(opts, out.theta[rows], rows, out.resid[rows])[0]
+        rows = slice(start, min(start + BLOCK_SIZE, n))
+        if not good[rows].all():
+            rows = np.arange(rows.start, rows.stop)[good[rows]]
+        theta = out.theta[rows]
+        if len(theta):
+            jac[rows] = _jacobian(opts, theta, np.arange(n)[rows], out.resid[rows])[0]
     return jac
