@@ -4,7 +4,7 @@ Levenberg-Marquardt knows nothing of bounds, so a bounded parameter is fitted
 through an internal variable that can take any real value (the MINUIT recipe):
 
 * both bounds:  ``ext = lo + (sin(t) + 1) * (hi - lo) / 2``
-* lower only:   ``ext = lo - 1 + sqrt(t*t + 1)``
+* lower only:   ``ext = lo - 1 + sqrt(t*t + 1)`` (computed without cancellation)
 * upper only:   ``ext = hi + 1 - sqrt(t*t + 1)``
 * no bounds:    ``ext = t``
 
@@ -50,8 +50,11 @@ class Bounds:
             return t
         b, lo_, up = self.both, self.lower, self.upper
         t[..., b] = np.arcsin(np.clip((v[..., b] - self._lo_b) / self._half - 1.0, -1.0, 1.0))
-        t[..., lo_] = np.sqrt((v[..., lo_] - self._lo_l + 1.0) ** 2 - 1.0)
-        t[..., up] = np.sqrt((self._hi_u - v[..., up] + 1.0) ** 2 - 1.0)
+        # sqrt((d + 1)**2 - 1) written as sqrt(d * (d + 2)): exact for tiny d.
+        d_lo = v[..., lo_] - self._lo_l
+        d_up = self._hi_u - v[..., up]
+        t[..., lo_] = np.sqrt(d_lo * (d_lo + 2.0))
+        t[..., up] = np.sqrt(d_up * (d_up + 2.0))
         return t
 
     def to_external(self, theta):
@@ -62,9 +65,12 @@ class Bounds:
         v = t.copy()
         b, lo_, up = self.both, self.lower, self.upper
         v[..., b] = self._lo_b + (np.sin(t[..., b]) + 1.0) * self._half
-        v[..., lo_] = self._lo_l - 1.0 + np.sqrt(t[..., lo_] ** 2 + 1.0)
-        v[..., up] = self._hi_u + 1.0 - np.sqrt(t[..., up] ** 2 + 1.0)
-        # Rounding in "lo - 1 + sqrt(...)" can land one ulp outside a bound.
+        # sqrt(t*t + 1) - 1 written as t*t / (sqrt(t*t + 1) + 1): no cancellation,
+        # so a value near a tiny bound keeps its digits and never crosses the bound.
+        t_lo, t_up = t[..., lo_] ** 2, t[..., up] ** 2
+        v[..., lo_] = self._lo_l + t_lo / (np.sqrt(t_lo + 1.0) + 1.0)
+        v[..., up] = self._hi_u - t_up / (np.sqrt(t_up + 1.0) + 1.0)
+        # "lo + (sin + 1) * half" can round one ulp past hi.
         return np.clip(v, self.lo, self.hi)
 
     def d_external(self, theta):

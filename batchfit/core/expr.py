@@ -17,6 +17,7 @@ call, which keeps a fit with tied parameters almost as fast as one without.
 from __future__ import annotations
 
 import ast
+import functools
 import graphlib
 import keyword
 import math
@@ -317,7 +318,18 @@ def compile_expression(
     ExpressionError
         Syntax error, disallowed construct, unknown function, too long.
     """
-    user = dict(functions or {})
+    if not functions:
+        return _compile_plain(text, what)
+    return _compile(text, dict(functions), what)
+
+
+@functools.lru_cache(maxsize=4096)
+def _compile_plain(text: str, what: str) -> Expression:
+    # Expressions are immutable, so fits that reuse a template share the compiled code.
+    return _compile(text, {}, what)
+
+
+def _compile(text: str, user: dict, what: str) -> Expression:
     allowed = {**DEFAULT_FUNCTIONS, **{k: v for k, v in user.items() if callable(v)}}
 
     def fail(why):
