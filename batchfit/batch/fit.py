@@ -13,7 +13,7 @@ import numpy as np
 
 from batchfit.batch import lm
 from batchfit.batch.layout import Layout
-from batchfit.batch.linalg import covariance_from_jacobian
+from batchfit.batch.linalg import covariance_from_gram
 from batchfit.batch.result import BatchResult
 from batchfit.core.minimizer import Minimizer, engine_name
 from batchfit.errors import FitError, InputError, ModelError
@@ -161,6 +161,7 @@ class _Problem:
 
     def __init__(self, model, layout, x, y, w):
         self.model, self.layout, self.x, self.y, self.w = model, layout, x, y, w
+        self.unit_w = bool(np.all(w == 1.0))
         self.has_jac = model.jacobian(x, **_probe_values(model, layout)) is not None
 
     def model_values(self, theta):
@@ -191,7 +192,8 @@ class _Problem:
     def resid(self, theta, rows):
         # A non-finite model value makes the residual non-finite even where the
         # weight is zero (nan * 0 is nan), so a failing model is never hidden.
-        return (self.y[rows] - self.evaluate(theta, rows)) * self.w[rows]
+        r = self.y[rows] - self.evaluate(theta, rows)
+        return r if self.unit_w else np.multiply(r, self.w[rows], out=r)
 
     def jac(self, theta, rows, r):
         layout = self.layout
@@ -203,14 +205,17 @@ class _Problem:
             except Exception:
                 return np.full((m, npts, layout.nvar), np.nan)
         ties = layout.tie_gradients(ext)
-        scale = -self.w[rows][:, None, :] * layout.bounds.d_external(theta)[:, :, None]
+        dext = -layout.bounds.d_external(theta)  # the residual is data - model
         J = np.empty((m, layout.nvar, npts))
         for j, name in enumerate(layout.var_names):
             terms = [dmodel[q] * g[:, j : j + 1] for q, g in ties.items() if q in dmodel]
             if name in dmodel:
                 terms.append(dmodel[name])
             col = sum(terms[1:], terms[0]) if terms else 0.0
-            np.multiply(col, scale[:, j, :], out=J[:, j, :])
+            np.multiply(col, dext[:, j : j + 1], out=J[:, j, :])
+        if not self.unit_w:
+            J *= self.w[rows][:, None, :]
+        # (m, npts, k) view of a (m, k, npts) buffer: the kernel takes it without a copy.
         return J.transpose(0, 2, 1)
 
 
@@ -226,8 +231,9 @@ def _fit_lm(model, layout, x, y, w, starts, result, todo, *, max_nfev, ftol, xto
         _store_fixed(prob, theta0, result, todo)
         return
     out = lm.solve(prob.resid, theta0, jac=prob.jac if prob.has_jac else None,
-                   ftol=ftol, xtol=xtol, max_nfev=max_nfev)
-    cov = covariance_from_jacobian(out.jac_at_solution)
+                   ftol=ftol, xtol=xtol, max_nfev=max_nfev, return_jac=False,
+                   return_gram=True)
+    cov = covariance_from_gram(out.gram_at_solution)
     _store(layout, out.theta, out.cost, out.nfev, out.status, cov, result, todo)
 
 

@@ -18,6 +18,7 @@ import numpy as np
 __all__ = [
     "cho_solve",
     "cholesky",
+    "covariance_from_gram",
     "covariance_from_jacobian",
     "gram",
     "solve_spd",
@@ -204,7 +205,11 @@ def covariance_from_jacobian(jac: np.ndarray, rtol: float = COVAR_RTOL) -> np.nd
     -----
     Memory is linear in ``n * npts * k``; no ``(npts, npts)`` array is formed.
     """
-    a = gram(jac)
+    return covariance_from_gram(gram(jac), rtol)
+
+
+def covariance_from_gram(a: np.ndarray, rtol: float = COVAR_RTOL) -> np.ndarray:
+    """Inverse of ``J^T J`` given as ``a`` (n, k, k); see :func:`covariance_from_jacobian`."""
     k = a.shape[-1]
     diag = np.diagonal(a, axis1=1, axis2=2)
     good = np.all(np.isfinite(diag) & (diag > 0.0), axis=1)

@@ -60,6 +60,9 @@ class LMResult:
         Jacobian freshly evaluated at `theta` (NaN for a bad start).
     resid_at_solution : ndarray, shape (n, npts)
         Residuals at `theta`.
+    gram_at_solution : ndarray, shape (n, k, k) or None
+        ``J^T J`` of a fresh Jacobian at `theta` (``return_gram=True``): all a
+        covariance needs, without keeping the ``(n, npts, k)`` Jacobian.
     """
 
     theta: np.ndarray
@@ -69,6 +72,7 @@ class LMResult:
     niter: np.ndarray
     jac_at_solution: np.ndarray | None
     resid_at_solution: np.ndarray
+    gram_at_solution: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,7 @@ def solve(
     diff_step: float | None = None,
     block_size: int = BLOCK_SIZE,
     return_jac: bool = True,
+    return_gram: bool = False,
 ) -> LMResult:
     """Minimize ``sum(resid(theta)**2)`` for every row of `theta0` at once.
 
@@ -128,6 +133,8 @@ def solve(
     return_jac : bool, optional
         Evaluate `jac_at_solution` (one extra Jacobian per curve, not counted
         in `nfev`).
+    return_gram : bool, optional
+        Evaluate `gram_at_solution` block by block, while the block is in cache.
 
     Returns
     -------
@@ -157,14 +164,22 @@ def solve(
         rel_step=np.sqrt(EPS) if diff_step is None else float(diff_step),
     )
     out = None
+    grams = np.full((n, k, k), np.nan) if return_gram else None
     for start in range(0, max(n, 1), max(int(block_size), 1)):
         idx = np.arange(start, min(start + block_size, n))
         block = _solve_block(opts, theta0[idx], idx)
         out = _Output.allocate(n, k, block.resid.shape[1]) if out is None else out
         out.store(idx, block)
+        if return_gram:
+            good = np.flatnonzero(np.isfinite(block.cost))
+            if good.size:
+                jac = _jacobian(opts, block.theta[good], idx[good], block.resid[good])[0]
+                grams[idx[good]] = gram(jac)
     if return_jac:
         out.jac = _final_jacobian(opts, out)
-    return out.result()
+    result = out.result()
+    result.gram_at_solution = grams
+    return result
 
 
 @dataclass
