@@ -348,6 +348,8 @@ def _hist_panel(ax, values: np.ndarray, label: str) -> None:
     ax.set_xlabel(label)
     ax.set_ylabel("pixels")
     ax.set_title("histogram", fontsize=10)
+    # Self-contained tick labels: an offset text ("1e-6") would collide with the x label.
+    ax.xaxis.set_major_formatter(_short_number)
     if finite.size == 0:
         ax.set_xticks([])
         ax.set_yticks([])
@@ -362,6 +364,11 @@ def _hist_panel(ax, values: np.ndarray, label: str) -> None:
             bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "0.8", "alpha": 0.8})
     ax.tick_params(axis="x", labelsize=8)
     ax.locator_params(axis="x", nbins=4)
+
+
+def _short_number(value: float, _pos: Any = None) -> str:
+    """Tick label with 3 significant digits (``0.00455``, ``2e-06``, ``6.6e+03``)."""
+    return f"{value:.3g}"
 
 
 def _note(ax, text: str) -> None:
@@ -468,13 +475,18 @@ def summary_text(ds: xr.Dataset, store_path: Path | None = None) -> str:
     ok = int(np.asarray(ds["success"].values).sum())
     rate = 100.0 * ok / n if n else 0.0
     redchi = np.asarray(ds["redchi"].values, dtype=float).ravel()
+    counts = status_counts(ds)
+    tried = n - counts.get(int(Status.MASKED), 0) - counts.get(int(Status.NOT_RUN), 0)
+    tried_rate = 100.0 * ok / tried if tried else 0.0
     lines = [f"batchfit report of {store_path}" if store_path else "batchfit report",
              f"pixels: {n} ({', '.join(f'{d}={ds.sizes[d]}' for d in dims) or 'scalar'})",
              f"success: {ok} of {n} ({rate:.1f}%)",
+             f"success of fitted pixels (not masked, not run): {ok} of {tried} "
+             f"({tried_rate:.1f}%)",
              "status counts:"]
     meanings = status_meanings(ds["status"])
     lines += [f"  {code} {meanings.get(code, 'unknown'):<12s} {count}"
-              for code, count in status_counts(ds).items()]
+              for code, count in counts.items()]
     lines.append(f"median redchi [16th, 84th percentile]: {_percentiles(redchi)}")
     lines.append("parameters: median [16th, 84th percentile] over finite pixels")
     width = max([len(p) for p in parameter_names(ds)] + [9])

@@ -167,6 +167,8 @@ def test_summary_counts_match_the_store(store_2d, report_2d):
     assert f"pixels: {n} (y=12, x=15)" in text
     ok = int(ds["success"].values.sum())
     assert f"success: {ok} of {n} ({100 * ok / n:.1f}%)" in text
+    tried = int(((status != Status.MASKED) & (status != Status.NOT_RUN)).sum())
+    assert f"fitted pixels (not masked, not run): {ok} of {tried} ({100 * ok / tried:.1f}%)" in text
     for code in Status:
         match = re.search(rf"^\s+{int(code)} {code.name.lower()}\s+(\d+)$", text, re.M)
         assert match, f"no count line for {code.name}"
