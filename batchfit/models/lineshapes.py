@@ -41,9 +41,14 @@ def _quiet(func):
 
 
 def _full(x, *arrays):
-    """Broadcast ``arrays`` to the common shape of ``x`` and ``arrays``."""
+    """Broadcast ``arrays`` to the common shape of ``x`` and ``arrays``.
+
+    The results are read-only broadcast views, not copies: the batch engine
+    multiplies them into its own Jacobian buffer, so a copy would only cost
+    one more pass over memory per parameter.
+    """
     shape = np.broadcast_shapes(np.shape(x), *(np.shape(a) for a in arrays))
-    return tuple(np.broadcast_to(a, shape).astype(float, copy=True) for a in arrays)
+    return tuple(np.broadcast_to(np.asarray(a, dtype=float), shape) for a in arrays)
 
 
 # --------------------------------------------------------------------- peaks
