@@ -251,3 +251,14 @@ def test_cli_report_command(store_2d, tmp_path):
     result = CliRunner().invoke(cli, ["report", str(store_2d[0]), "--out", str(tmp_path / "c")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "c" / "status.png").is_file()
+
+
+def test_status_meanings_from_attrs_or_fallback():
+    from batchfit.report import status_meanings
+
+    plain = xr.DataArray(np.zeros(3, np.int8), dims="x")
+    assert status_meanings(plain) == {int(s): s.name.lower() for s in Status}
+    custom = plain.assign_attrs(flag_values=[0, 7], flag_meanings="ok weird")
+    assert status_meanings(custom) == {0: "ok", 7: "weird"}
+    broken = plain.assign_attrs(flag_values=[0, 7], flag_meanings="only_one")
+    assert status_meanings(broken)[int(Status.MASKED)] == "masked"
