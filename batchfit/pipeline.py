@@ -95,7 +95,7 @@ def _variable(ds: xr.Dataset, name: str | None, key: str) -> xr.DataArray | None
         return None
     if name not in ds.variables:
         raise InputError(f"{key}: variable {name!r} is not in the input; available: "
-                         f"{', '.join(map(str, ds.data_vars)) or 'none'}")
+                         f"{', '.join(sorted(map(str, ds.data_vars))) or 'none'}")
     return ds[name]
 
 
