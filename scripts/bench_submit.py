@@ -83,6 +83,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--npts", type=int, default=128)
     ap.add_argument("--big-rows", type=int, default=1536)
+    ap.add_argument("--worker-mib", type=int, default=400, help="worker memory limit (big cube)")
     ap.add_argument("--skip-curvefit", action="store_true")
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench_submit_"))
@@ -129,13 +130,13 @@ def big_memory(tmp, a):
     big = tmp / "big.zarr"
     write_big_cube(big, a.big_rows, 1024, a.npts)
     nbytes = a.big_rows * 1024 * a.npts * 4
-    limit = 400 * 2**20
+    limit = a.worker_mib * 2**20
     with cluster(2, memory_limit=limit) as cb, Client(cb) as client:
         client.register_plugin(MallocTuning())
         rate, dt = time_submit(job(big, tmp / "rbig.zarr"), cb.scheduler_address)
         peaks = peak_rss(client)
-    print(f"big cube {nbytes / 2**20:.0f} MiB = {nbytes / limit:.1f}x the 400 MiB worker "
-          f"limit: done in {dt:.0f} s ({rate:.0f} fits/s)")
+    print(f"big cube {nbytes / 2**20:.0f} MiB = {nbytes / limit:.1f}x the "
+          f"{a.worker_mib} MiB worker limit: done in {dt:.0f} s ({rate:.0f} fits/s)")
     for w, mib in peaks.items():
         print(f"  worker {w}: peak RSS {mib:.0f} MiB")
     os.system(f"rm -rf {tmp}")
