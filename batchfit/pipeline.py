@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
+import yaml
 
 from batchfit.errors import InputError, StoreError
 from batchfit.stack import store
@@ -409,16 +410,22 @@ def validate(config, n_samples: int = 4) -> str:
         f"chunks: {dict(zip(p.grid.dims, p.grid.chunks, strict=True))} -> {len(p.grid)} tasks",
         f"output: {out} ({state})",
     ]
+    resolved = yaml.safe_dump(config.to_dict(), sort_keys=False, default_flow_style=None)
+    lines += ["resolved config:", *("  " + line for line in resolved.splitlines())]
     return "\n".join(lines + _sample_fits(config, p, n_samples))
 
 
 def _sample_fits(config, p: Plan, n_samples: int) -> list[str]:
     """Fit ``n_samples`` pixels spread over the map, in this process."""
-    n_pix = math.prod(p.grid.sizes)
-    flat = np.unique(np.linspace(0, n_pix - 1, max(1, min(n_samples, n_pix))).astype(int))
+    ds = open_input(config.input.path)
+    candidates = np.arange(math.prod(p.grid.sizes))
+    if config.input.mask:  # sample pixels the job will fit, not masked ones
+        keep = ds[config.input.mask].transpose(*p.grid.dims).values.astype(bool).ravel()
+        candidates = candidates[keep] if keep.any() else candidates
+    pick = np.linspace(0, candidates.size - 1, max(1, min(n_samples, candidates.size)))
+    flat = np.unique(candidates[pick.astype(int)])
     idx = np.unravel_index(flat, p.grid.sizes)
     points = {d: xr.DataArray(i, dims="sample") for d, i in zip(p.grid.dims, idx, strict=True)}
-    ds = open_input(config.input.path)
     data = ds[config.input.variable].isel(points).load()
     sigma = ds[config.input.sigma].isel(
         {d: v for d, v in points.items() if d in ds[config.input.sigma].dims}
@@ -455,8 +462,21 @@ def status(store_path) -> str:
 # ------------------------------------------------------------------ demo
 
 
+def submit(config_path, *, overwrite: bool = False, workers: int | None = None,
+           scheduler: str | None = None, quiet: bool = True) -> JobSummary:
+    """Run the job of the config file ``config_path`` from Python (``batchfit.submit``)."""
+    from batchfit.config import load_config
+
+    return run(load_config(config_path), overwrite=overwrite, workers=workers,
+               scheduler=scheduler, quiet=quiet)
+
+
 def demo(folder, ny: int = 48, nx: int = 48, npts: int = 64) -> str:
-    """Make a synthetic cube and a config in ``folder``, run it, return a summary."""
+    """Make a synthetic cube and a config in ``folder``, run it and its report.
+
+    Returns the summary text; the report (PNG maps) is skipped with a note
+    when matplotlib is not installed.
+    """
     from batchfit.config import load_config
     from batchfit.stack.synthetic import make_cube, write_cube
 
@@ -467,9 +487,15 @@ def demo(folder, ny: int = 48, nx: int = 48, npts: int = 64) -> str:
     cfg_path.write_text(DEMO_CONFIG)
     summary = run(load_config(cfg_path), overwrite=True)
     rate = 100.0 * summary.n_success / max(summary.pixels, 1)
-    return (f"demo config: {cfg_path}\n"
+    text = (f"demo config: {cfg_path}\n"
             f"pixels fitted: {summary.pixels} ({rate:.1f}% succeeded), "
             f"{summary.fits_per_s:.0f} fits/s\noutput: {summary.output}")
+    from batchfit.report import PlotDependencyError, report
+
+    try:
+        return text + "\n" + report(summary.output, folder / "report")
+    except PlotDependencyError as exc:
+        return text + f"\nreport skipped: {exc}"
 
 
 DEMO_CONFIG = """\
