@@ -44,7 +44,7 @@ def make_cube(ny: int = 32, nx: int = 32, npts: int = 64, *, seed: int = 0,
     """
     rng = np.random.default_rng(seed)
     energy = np.linspace(-5.0, 5.0, npts)
-    truth = {k: rng.uniform(lo, hi, (ny, nx)) for k, (lo, hi) in TRUTH_RANGES.items()}
+    truth = {k: lo + (hi - lo) * _smooth_map(rng, ny, nx) for k, (lo, hi) in TRUTH_RANGES.items()}
     curve = gaussian_line(energy, **{k: v[..., None] for k, v in truth.items()})
     counts = (curve + rng.normal(0.0, noise, curve.shape)).astype(dtype)
     counts.reshape(ny * nx, npts)[:n_bad] = np.nan
@@ -57,6 +57,17 @@ def make_cube(ny: int = 32, nx: int = 32, npts: int = 64, *, seed: int = 0,
     data_vars.update({f"truth_{k}": (("y", "x"), v) for k, v in truth.items()})
     coords = {"y": np.arange(ny), "x": np.arange(nx) * 0.5, "energy": energy}
     return xr.Dataset(data_vars, coords=coords, attrs={"seed": seed, "noise": noise})
+
+
+def _smooth_map(rng, ny: int, nx: int) -> np.ndarray:
+    """A smooth random map in [0, 1] (a few random plane waves), so results look like images."""
+    yy, xx = np.meshgrid(np.linspace(0, 1, ny), np.linspace(0, 1, nx), indexing="ij")
+    field = np.zeros((ny, nx))
+    for _ in range(3):
+        ky, kx, py, px = rng.uniform(0.3, 2.0, 4)
+        field += np.sin(2 * np.pi * (ky * yy + py)) * np.cos(2 * np.pi * (kx * xx + px))
+    span = np.ptp(field)
+    return (field - field.min()) / span if span > 0 else np.full((ny, nx), 0.5)
 
 
 def gaussian_line(x, p1_amplitude, p1_center, p1_sigma, bg_slope, bg_intercept):
