@@ -31,7 +31,7 @@ import xarray as xr
 import yaml
 
 from batchfit.errors import InputError, StoreError
-from batchfit.stack import store
+from batchfit.stack import refit, store
 from batchfit.stack.apply import fit
 from batchfit.stack.layout import ResultLayout
 from batchfit.stack.store import ChunkGrid
@@ -47,7 +47,9 @@ class JobSummary:
     ``pixels``, ``n_success`` and ``status_counts`` describe the whole store;
     ``fitted``, ``chunks_computed`` and ``fits_per_s`` this run only
     (``fits_per_s`` = pixels of the computed chunks / ``elapsed``, the run's
-    wall time including cluster start-up).
+    wall time including cluster start-up). ``refit_improved`` is how many failed
+    pixels of the store the neighbour refit pass turned into successes
+    (:mod:`batchfit.stack.refit`); ``refit_chunks_computed`` its tasks run this run.
     """
 
     pixels: int
@@ -60,6 +62,8 @@ class JobSummary:
     chunks_skipped: int
     fitted: int = 0
     dashboard: str | None = field(default=None, compare=False)
+    refit_improved: int = 0
+    refit_chunks_computed: int = 0
 
 
 @dataclass(frozen=True)
@@ -318,19 +322,27 @@ def run(config, *, overwrite: bool = False, workers: int | None = None,
     done = store.done_keys(config.output.path)
     todo = [i for i in grid.indices() if ChunkGrid.key(i) not in done]
     tasks = [task_spec(config, p, grid, i) for i in todo]
-    results, dashboard = _execute(config, tasks, workers, scheduler, quiet)
+    after = refit.hook(config, p.layout, grid, partial(task_spec, config, p, grid), quiet)
+    results, dashboard, again = _execute(config, tasks, workers, scheduler, quiet, after)
     elapsed = time.perf_counter() - t0
     fitted = sum(r["pixels"] for r in results)
     return JobSummary(**_store_counts(config.output.path), fits_per_s=fitted / elapsed,
                       elapsed=elapsed, output=str(config.output.path),
                       chunks_computed=len(tasks), chunks_skipped=len(grid) - len(tasks),
-                      fitted=fitted, dashboard=dashboard)
+                      fitted=fitted, dashboard=dashboard,
+                      refit_improved=refit.counts(config.output.path)["improved"],
+                      refit_chunks_computed=(again or {}).get("chunks_computed", 0))
 
 
-def _execute(config, tasks: list[dict], workers, scheduler, quiet) -> tuple[list, str | None]:
-    """Run the tasks on a cluster; returns their small result dicts and the dashboard."""
-    if not tasks:
-        return [], None
+def _execute(config, tasks: list[dict], workers, scheduler, quiet,
+             after=None) -> tuple[list, str | None, object]:
+    """Run the tasks on a cluster, then ``after(client)`` if given.
+
+    Returns the tasks' small result dicts, the dashboard link and what ``after``
+    returned (None when not called).
+    """
+    if not tasks and after is None:
+        return [], None, None
     from distributed import as_completed
 
     from batchfit.stack.cluster import make_client
@@ -347,7 +359,8 @@ def _execute(config, tasks: list[dict], workers, scheduler, quiet) -> tuple[list
             results.append(fut.result())
             bar.update(len(results))
         bar.close()
-    return results, link
+        extra = after(client) if after is not None else None
+    return results, link, extra
 
 
 class _Progress:

@@ -1,0 +1,279 @@
+"""The neighbour refit pass (``fit.refit_failed: true``).
+
+After the main pass, a pixel whose fit failed (``success`` false and status
+not ``masked``, ``bad_data`` or ``not_run``: in practice ``max_nfev`` and
+``model_error``) is fitted once more, starting from its neighbours' results:
+for each varied parameter, the median over the *successful* pixels of the
+``3^d`` box around it (3 x 3 on a 2-d map; all pixel dims take part). When
+that box holds no successful pixel the ``5^d`` box is used; when it holds none
+either, the pixel is left as it is.
+
+Determinism. Starting values come from the complete first-pass maps only.
+Before any refit task runs, the client reads the store chunk by chunk (each
+with a 2-pixel halo) and saves a *plan* per chunk that has candidates:
+``<store>/.batchfit/refit/plan/<key>.json`` with the candidates' flat
+positions in the chunk, their first-pass status and their starting values;
+``<store>/.batchfit/refit/planned`` marks the plan complete. Refit tasks only
+run once ``planned`` exists, so until then the store holds the first-pass maps
+and a plan can be (re)made from them; afterwards the saved plan is used and
+never recomputed. A refit's result depends only on the input and its starting
+values (the batch engine fits each curve independently), hence the store is
+the same whatever the chunking or the order the tasks run in.
+
+Writes. One task per chunk with candidates, on the job's Dask client: it
+reads its input region, fits the candidates only (``mask`` + ``init``), and
+writes, for the pixels whose refit succeeded, every result variable of the
+refit (values, stderr, chisqr, redchi, the refit's own nfev, success, status,
+covar); a failed refit leaves the first-pass result untouched. Each task then
+writes ``.batchfit/refit/done/<key>`` (its counts); a repeated task rewrites
+the same values, so an interrupted pass resumes safely. When every task is
+done, ``.batchfit/refit_done`` records the totals and a rerun does no work.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+import zarr
+
+from batchfit.stack.store import MARKER_DIR, ChunkGrid
+from batchfit.status import Status
+
+REFIT_DIR = "refit"
+DONE_MARKER = "refit_done"
+RADII = (1, 2)  # 3^d box, then 5^d
+NOT_CANDIDATES = (Status.MASKED, Status.BAD_DATA, Status.NOT_RUN)
+
+
+# ------------------------------------------------------------------ markers
+
+
+def _root(path) -> Path:
+    return Path(path) / MARKER_DIR
+
+
+def _atomic_write(target: Path, text: str) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, target)
+
+
+def is_done(path) -> bool:
+    """True when the refit pass of the store at ``path`` has finished."""
+    return (_root(path) / DONE_MARKER).exists()
+
+
+def _done_summaries(path) -> dict[str, dict]:
+    folder = _root(path) / REFIT_DIR / "done"
+    if not folder.is_dir():
+        return {}
+    return {p.name: json.loads(p.read_text()) for p in folder.iterdir()
+            if not p.name.startswith(".")}
+
+
+def counts(path) -> dict:
+    """Refit totals of a store so far: ``candidates``, ``improved``, ``chunks`` done."""
+    done = _done_summaries(path)
+    return {"candidates": sum(s["candidates"] for s in done.values()),
+            "improved": sum(s["improved"] for s in done.values()),
+            "chunks": len(done)}
+
+
+# ------------------------------------------------------------------ plan (client side)
+
+
+def candidates(status: np.ndarray, success: np.ndarray) -> np.ndarray:
+    """Pixels to refit: failed, and not masked, bad data or never run."""
+    skip = np.isin(status, [int(c) for c in NOT_CANDIDATES])
+    return ~np.asarray(success, bool) & ~skip
+
+
+def neighbour_medians(ok: np.ndarray, values: dict[str, np.ndarray], pos: np.ndarray,
+                      radii=RADII) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Per-parameter medians of the successful neighbours of the pixels ``pos``.
+
+    Parameters
+    ----------
+    ok : ndarray of bool, shape (...)
+        Which pixels of the map succeeded.
+    values : dict of str -> ndarray, same shape as ``ok``
+        The first-pass value maps.
+    pos : ndarray of int, shape (k, ok.ndim)
+        The pixels to find starting values for.
+    radii : sequence of int
+        Box half-widths to try in turn (1: the ``3^d`` box, 2: ``5^d``).
+
+    Returns
+    -------
+    medians : dict of str -> ndarray (k,)
+        NaN where no box holds a successful pixel.
+    found : ndarray of bool (k,)
+    """
+    k, shape = len(pos), np.array(ok.shape)
+    medians = {n: np.full(k, np.nan) for n in values}
+    found = np.zeros(k, bool)
+    for r in radii:
+        todo = np.flatnonzero(~found)
+        if not todo.size:
+            break
+        offsets = np.array(list(itertools.product(range(-r, r + 1), repeat=ok.ndim)))
+        idx = pos[todo, None, :] + offsets[None, :, :]  # (m, window, d)
+        inside = ((idx >= 0) & (idx < shape)).all(axis=-1)
+        at = tuple(np.clip(idx, 0, shape - 1)[..., j] for j in range(ok.ndim))
+        good = inside & ok[at]
+        hit = good.any(axis=1)
+        for name, v in values.items():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: no neighbour
+                med = np.nanmedian(np.where(good, v[at], np.nan), axis=1)
+            medians[name][todo[hit]] = med[hit]
+        found[todo[hit]] = True
+    return medians, found
+
+
+def _plan_chunk(group, grid: ChunkGrid, index, var_names) -> dict | None:
+    """The refit plan of one chunk from the first-pass maps, or None without candidates."""
+    region = grid.region(index)
+    sel = tuple(region[d] for d in grid.dims)
+    first_status = np.asarray(group["status"][sel])
+    cand = candidates(first_status, group["success"][sel])
+    if not cand.any():
+        return None
+    pad = max(RADII)
+    halo = tuple(slice(max(s.start - pad, 0), min(s.stop + pad, n))
+                 for s, n in zip(sel, grid.sizes, strict=True))
+    ok = np.asarray(group["success"][halo], bool)
+    values = {n: np.asarray(group[n][halo], np.float64) for n in var_names}
+    ok &= np.all([np.isfinite(v) for v in values.values()], axis=0)
+    pos = np.argwhere(cand)
+    start = np.array([s.start - h.start for s, h in zip(sel, halo, strict=True)])
+    medians, found = neighbour_medians(ok, values, pos + start)
+    flat = np.ravel_multi_index(tuple(pos.T), cand.shape)
+    return {"index": list(index), "candidates": int(cand.sum()),
+            "rows": flat[found].tolist(),
+            "first_status": first_status.ravel()[flat[found]].astype(int).tolist(),
+            "init": {n: m[found].tolist() for n, m in medians.items()}}
+
+
+def make_plan(path, grid: ChunkGrid, var_names) -> list[dict]:
+    """Read (or make and save) the refit plans of every chunk with candidates."""
+    folder = _root(path) / REFIT_DIR
+    if (folder / "planned").exists():
+        return [json.loads(p.read_text()) for p in sorted((folder / "plan").iterdir())
+                if not p.name.startswith(".")]
+    # No refit task has run yet: the store still holds the first-pass maps.
+    shutil.rmtree(folder, ignore_errors=True)
+    group = zarr.open_group(str(path), mode="r", use_consolidated=False)
+    plans = [p for i in grid.indices() if (p := _plan_chunk(group, grid, i, var_names))]
+    for p in plans:
+        _atomic_write(folder / "plan" / f"{ChunkGrid.key(tuple(p['index']))}.json",
+                      json.dumps(p))
+    _atomic_write(folder / "planned", str(len(plans)))
+    return plans
+
+
+# ------------------------------------------------------------------ the task (worker side)
+
+
+def refit_chunk(task: dict) -> dict:
+    """Refit one chunk's failed pixels on a worker and write the improved ones.
+
+    ``task`` is a main-pass task spec (see ``batchfit.pipeline.task_spec``)
+    plus ``"refit"``: that chunk's plan. Returns ``{"index", "candidates",
+    "refitted", "improved"}``.
+    """
+    from batchfit.config import extend_sys_path
+    from batchfit.core import Parameters
+    from batchfit.models import from_reference
+    from batchfit.pipeline import _region, open_input
+    from batchfit.stack.apply import fit
+
+    extend_sys_path(task["python_path"])
+    plan = task["refit"]
+    region = {d: slice(a, b) for d, (a, b) in task["region"].items()}
+    dims = tuple(task["region"])
+    shape = tuple(b - a for a, b in task["region"].values())
+    inp = task["input"]
+    ds = open_input(inp["path"])
+    data = _region(ds[inp["variable"]], region)
+    sigma = _region(ds[inp["sigma"]], region) if inp["sigma"] else None
+    rows = np.asarray(plan["rows"], np.int64)
+    mask = np.zeros(int(np.prod(shape)), bool)
+    mask[rows] = True
+    init = {}
+    for name, vals in plan["init"].items():
+        full = np.full(mask.size, np.nan)
+        full[rows] = vals
+        init[name] = xr.DataArray(full.reshape(shape), dims=dims)
+    opts = task["fit"]
+    res = fit(data, from_reference(task["model"]), Parameters().loads(task["template"]),
+              inp["fit_dim"], sigma=sigma, mask=xr.DataArray(mask.reshape(shape), dims=dims),
+              engine=opts["engine"], guess=False, init=init, max_nfev=opts["max_nfev"],
+              covar=opts["covar"])
+    improved = res["success"].transpose(*dims).values & mask.reshape(shape)
+    if improved.any():
+        _write_pixels(task["output"], res, region, improved)
+    summary = {"index": task["index"], "candidates": plan["candidates"],
+               "refitted": int(rows.size), "improved": int(improved.sum())}
+    _atomic_write(_root(task["output"]) / REFIT_DIR / "done" / ChunkGrid.key(
+        tuple(task["index"])), json.dumps(summary, sort_keys=True))
+    return summary
+
+
+def _write_pixels(path, res: xr.Dataset, region: dict, pixels: np.ndarray) -> None:
+    """Overwrite only ``pixels`` (bool over the region) of every variable in the store."""
+    group = zarr.open_group(str(path), mode="r+", use_consolidated=False)
+    for name, var in res.data_vars.items():
+        arr = group[name]
+        dims = tuple(arr.metadata.dimension_names)
+        sel = tuple(region.get(d, slice(None)) for d in dims)
+        current = np.asarray(arr[sel])
+        current[pixels] = np.asarray(var.transpose(*dims).values, dtype=arr.dtype)[pixels]
+        arr[sel] = current
+
+
+# ------------------------------------------------------------------ the pass (client side)
+
+
+def hook(config, layout, grid: ChunkGrid, make_task, quiet: bool = True):
+    """The refit pass as ``f(client) -> summary dict``, or None when none is due.
+
+    ``make_task(index)`` gives the main-pass task spec of a chunk.
+    """
+    if not config.fit.refit_failed or is_done(config.output.path):
+        return None
+
+    def run_pass(client) -> dict:
+        return execute(client, config.output.path, layout.var_names, grid, make_task, quiet)
+
+    return run_pass
+
+
+def execute(client, path, var_names, grid: ChunkGrid, make_task, quiet: bool = True) -> dict:
+    """Plan (or reload the plan), run the missing chunk tasks, mark the pass done."""
+    plans = make_plan(path, grid, var_names)
+    done = _done_summaries(path)
+    tasks = []
+    for p in plans:
+        index = tuple(p["index"])
+        if ChunkGrid.key(index) not in done:
+            tasks.append({**make_task(index), "refit": p})
+    if not quiet:
+        print(f"batchfit: refit pass: {sum(p['candidates'] for p in plans)} failed pixels, "
+              f"{len(tasks)} chunk tasks", file=sys.stderr)
+    if tasks:
+        keys = [f"batchfit-refit-{ChunkGrid.key(tuple(t['index']))}" for t in tasks]
+        for fut in client.map(refit_chunk, tasks, key=keys, retries=1):
+            fut.result()
+    totals = counts(path)
+    _atomic_write(_root(path) / DONE_MARKER, json.dumps(totals, sort_keys=True))
+    return {**totals, "chunks_computed": len(tasks)}
