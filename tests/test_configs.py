@@ -92,14 +92,6 @@ def test_config_loads_and_points_into_the_generated_data(workdir, name):
     assert set(config.build_model().param_names) <= set(params)
 
 
-def test_configs_load_in_place_when_the_data_exist():
-    """The configs as shipped (configs/data made by scripts/make_examples.py)."""
-    if not all((CONFIG_DIR / "data" / f"{n}.zarr").exists() for n in EXAMPLES):
-        pytest.skip("run scripts/make_examples.py first to make configs/data/")
-    for name in EXAMPLES:
-        load_config(CONFIG_DIR / f"{name}.yaml")
-
-
 def test_emission_lines_ties_share_redshift_and_dispersion(workdir):
     params = load_config(workdir / "emission_lines.yaml").build_params()
     varied = [n for n, p in params.items() if p.vary and not p.expr]
