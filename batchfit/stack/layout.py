@@ -130,6 +130,9 @@ class ResultLayout:
             dims = tuple(pixel_dims) + (COVAR_DIMS if is_cov else ())
             data_vars[name] = xr.Variable(dims, arr, attrs=dict(var_attrs))
         if self.covar:
-            coords[COVAR_DIMS[0]] = list(self.var_names)
-            coords[COVAR_DIMS[1]] = list(self.var_names)
+            # object dtype -> zarr's variable-length string type; fixed-width numpy
+            # strings have no zarr v3 specification (UnstableSpecificationWarning).
+            names = np.array(self.var_names, dtype=object)
+            coords[COVAR_DIMS[0]] = names
+            coords[COVAR_DIMS[1]] = names.copy()
         return xr.Dataset(data_vars, coords=coords, attrs=dict(attrs))
