@@ -122,6 +122,8 @@ def format_summary(summary: Any) -> str:
         f"this run: {summary.fitted} pixels in {summary.chunks_computed} chunks "
         f"({summary.chunks_skipped} chunks already done), {summary.fits_per_s:.1f} fits/s, "
         f"elapsed {summary.elapsed:.1f} s",
+        *([f"neighbour refit: {summary.refit_improved} failed pixels recovered"]
+          if getattr(summary, "refit_improved", 0) else []),
         f"output: {summary.output}",
     ])
 

@@ -423,7 +423,8 @@ def validate(config, n_samples: int = 4) -> str:
         f"chunks: {dict(zip(p.grid.dims, p.grid.chunks, strict=True))} -> {len(p.grid)} tasks",
         f"output: {out} ({state})",
     ]
-    resolved = yaml.safe_dump(config.to_dict(), sort_keys=False, default_flow_style=None)
+    resolved = yaml.safe_dump(_without_unset(config.to_dict()), sort_keys=False,
+                              default_flow_style=None)
     lines += ["resolved config:", *("  " + line for line in resolved.splitlines())]
     return "\n".join(lines + _sample_fits(config, p, n_samples))
 
@@ -464,15 +465,35 @@ def status(store_path) -> str:
     c = _store_counts(path)
     rate = 100.0 * c["n_success"] / c["pixels"] if c["pixels"] else 0.0
     counts = ", ".join(f"{k} {n}" for k, n in c["status_counts"].items() if n)
-    return "\n".join([
+    lines = [
         f"store: {path}",
         f"chunks: {done}/{len(grid)} done" + ("" if done < len(grid) else " (complete)"),
         f"pixels: {c['pixels']}, succeeded {c['n_success']} ({rate:.1f}%)",
         f"status: {counts}",
-    ])
+    ]
+    from batchfit.stack import refit
+
+    rc = refit.counts(path)
+    if rc["chunks"]:
+        lines.append(f"neighbour refit: {rc['improved']} of {rc['candidates']} failed pixels "
+                     f"recovered ({'complete' if refit.is_done(path) else 'in progress'})")
+    made_with = xr.open_zarr(path).attrs.get("batchfit_config")
+    if made_with:
+        resolved = yaml.safe_dump(_without_unset(json.loads(made_with)), sort_keys=False,
+                                  default_flow_style=None)
+        lines += ["made with config:", *("  " + line for line in resolved.splitlines())]
+    return "\n".join(lines)
 
 
 # ------------------------------------------------------------------ demo
+
+
+def _without_unset(tree):
+    """``tree`` without None values and empty containers (what a user did not set)."""
+    if isinstance(tree, dict):
+        kept = {k: _without_unset(v) for k, v in tree.items()}
+        return {k: v for k, v in kept.items() if v not in (None, [], {})}
+    return tree
 
 
 def submit(config_path, *, overwrite: bool = False, workers: int | None = None,
