@@ -44,9 +44,9 @@ class Layout:
         for name, par in params.items():
             _check_parameter(name, par)
         self.names = list(params)
-        self.var_names = [n for n, p in params.items() if p.vary and p.expr is None]
+        self.var_names = [n for n, p in params.items() if p.varies]
         self.fixed = {n: p.value for n, p in params.items()
-                      if not (p.vary and p.expr is None) and p.expr is None}
+                      if not p.varies and p.expr is None}
         pars = [params[n] for n in self.var_names]
         self.bounds = Bounds([p.lo for p in pars], [p.hi for p in pars])
         self.start = np.array([p.value for p in pars], dtype=float)

@@ -145,7 +145,7 @@ class Minimizer:
         self._ties = TieSet(self.params, self.asteval.user_symbols())
         for name, par in self.params.items():
             _check_parameter(name, par)
-        self._vars = [p for p in self.params.values() if p.vary and p.expr is None]
+        self._vars = [p for p in self.params.values() if p.varies]
         self.var_names = [p.name for p in self._vars]
         self.nvarys = len(self._vars)
         self._bounds = Bounds([p.lo for p in self._vars], [p.hi for p in self._vars])
@@ -299,7 +299,7 @@ class Minimizer:
         self.covar = None
         self.errorbars = False
         for par in self.params.values():
-            if not par.vary and par.expr is None:
+            if not par.varies and par.expr is None:
                 par.stderr = 0.0  # held fixed: no uncertainty from this fit
         if cov is None or self.nfree <= 0 or not np.all(np.isfinite(cov)):
             return
@@ -357,6 +357,8 @@ def _check_parameter(name, par):
         raise ParameterError(f"parameter {name!r}: value is NaN; give a finite starting value")
     par.min = _number(name, "min", par.min)
     par.max = _number(name, "max", par.max)
+    if par.min is not None and par.min == par.max:
+        par.value = par.min  # pinned by its bounds: held fixed there
 
 
 def _none_if_inf(v):

@@ -75,6 +75,12 @@ class Parameter:
             )
 
     @property
+    def varies(self) -> bool:
+        """Whether a fit varies it: ``vary``, no ``expr``, and not pinned by ``min == max``."""
+        return self.vary and self.expr is None and not (
+            self.min is not None and self.min == self.max)
+
+    @property
     def lo(self) -> float:
         """Lower bound as a float (``-inf`` when unbounded)."""
         return -math.inf if self.min is None else self.min

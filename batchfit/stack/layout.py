@@ -50,7 +50,7 @@ class ResultLayout:
     @classmethod
     def from_params(cls, params, covar: bool = False) -> ResultLayout:
         """Layout for a Parameters template (varied = ``vary`` and no ``expr``)."""
-        var_names = [n for n, p in params.items() if p.vary and not p.expr]
+        var_names = [n for n, p in params.items() if p.varies]
         return cls(tuple(params), tuple(var_names), bool(covar))
 
     def scalar_fields(self) -> list[tuple[str, type, float, dict]]:

@@ -280,3 +280,21 @@ def test_lower_bound_never_crossed_near_a_tiny_bound(lo):
     theta = np.array([0.0, 1e-12, 1e-9, 1e-6])
     ext = bounds.to_external(theta, np.full(4, lo), np.full(4, np.inf))
     assert np.all(ext >= lo), ext
+
+
+def test_min_equal_max_pins_the_parameter():
+    """A varied parameter with min == max is held at that value, as if fixed."""
+    x = np.linspace(0, 10, 50)
+    y = 3 * np.exp(-x / 2) + 1
+
+    def residual(p):
+        return y - (p["a"].value * np.exp(-x / p["t"].value) + p["c"].value)
+
+    params = Parameters()
+    params.add("a", 1)
+    params.add("t", 1, min=2.0, max=2.0)
+    params.add("c", 0)
+    out = minimize(residual, params)
+    assert out.success and out.nvarys == 2 and out.var_names == ["a", "c"]
+    assert params["t"].value == 2.0 and params["t"].stderr == 0.0
+    assert params["a"].value == pytest.approx(3.0) and params["c"].value == pytest.approx(1.0)
