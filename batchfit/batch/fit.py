@@ -157,25 +157,43 @@ class _quiet:
 
 
 class _Problem:
-    """Residuals and Jacobians of the active curves in internal coordinates."""
+    """Residuals and Jacobians of the active curves in internal coordinates.
+
+    The residual is ``(model - data) * w``, the negative of the core's
+    ``(data - model) * w``: the sum of squares, ``J^T J`` and ``J^T r`` (hence
+    every step) are the same, and the Jacobian is then the model's partials
+    themselves, with no sign pass over it.
+    """
 
     def __init__(self, model, layout, x, y, w):
         self.model, self.layout, self.x, self.y, self.w = model, layout, x, y, w
         self.unit_w = bool(np.all(w == 1.0))
         self.has_jac = model.jacobian(x, **_probe_values(model, layout)) is not None
+        bounds = layout.bounds
+        self.bounded_cols = np.concatenate([bounds.both, bounds.lower, bounds.upper])
+
+    def external(self, theta):
+        return self.layout.bounds.to_external(theta) if self.layout.bounds.bounded else theta
 
     def model_values(self, theta):
-        vals = self.layout.values(self.layout.bounds.to_external(theta))
+        vals = self.layout.values(self.external(theta))
         return {p: vals[p] for p in self.model.param_names}
 
-    def evaluate(self, theta, rows):
+    def _model(self, theta, with_jac):
+        """Model values (m, npts) and, if asked, partials (None if the model failed)."""
         vals = self.model_values(theta)
+        shape = (theta.shape[0], self.x.size)
         try:
             with np.errstate(all="ignore"):
-                f = np.broadcast_to(self.model(self.x, **vals), (theta.shape[0], self.x.size))
+                if with_jac:
+                    f, d = self.model.value_and_jacobian(self.x, **vals)
+                else:
+                    f, d = self.model(self.x, **vals), None
+                if f.shape != shape:
+                    f = np.broadcast_to(f, shape)
         except Exception:
-            f = self._rowwise(vals, theta.shape[0])
-        return f
+            return self._rowwise(vals, shape[0]), None
+        return f, d
 
     def _rowwise(self, vals, m):
         """Model values curve by curve, so that one failing curve fails alone."""
@@ -189,34 +207,81 @@ class _Problem:
                 pass
         return out
 
-    def resid(self, theta, rows):
+    def _weigh(self, r, rows):
         # A non-finite model value makes the residual non-finite even where the
         # weight is zero (nan * 0 is nan), so a failing model is never hidden.
-        r = self.y[rows] - self.evaluate(theta, rows)
         return r if self.unit_w else np.multiply(r, self.w[rows], out=r)
 
-    def jac(self, theta, rows, r):
-        layout = self.layout
-        m, npts = theta.shape[0], self.x.size
-        ext = layout.bounds.to_external(theta)
+    def resid(self, theta, rows):
+        f, _ = self._model(theta, False)
         with np.errstate(all="ignore"):
-            try:
-                dmodel = self.model.jacobian(self.x, **self.model_values(theta))
-            except Exception:
-                return np.full((m, npts, layout.nvar), np.nan)
-        ties = layout.tie_gradients(ext)
-        dext = -layout.bounds.d_external(theta)  # the residual is data - model
-        J = np.empty((m, layout.nvar, npts))
-        for j, name in enumerate(layout.var_names):
-            terms = [dmodel[q] * g[:, j : j + 1] for q, g in ties.items() if q in dmodel]
-            if name in dmodel:
-                terms.append(dmodel[name])
-            col = sum(terms[1:], terms[0]) if terms else 0.0
-            np.multiply(col, dext[:, j : j + 1], out=J[:, j, :])
-        if not self.unit_w:
-            J *= self.w[rows][:, None, :]
-        # (m, npts, k) view of a (m, k, npts) buffer: the kernel takes it without a copy.
-        return J.transpose(0, 2, 1)
+            return self._weigh(np.subtract(f, self.y[rows]), rows)
+
+    def evaluate(self, theta, rows):
+        """The kernel's ``evaluate``: residuals, and their Jacobian on demand."""
+        f, d = self._model(theta, self.has_jac)
+        with np.errstate(all="ignore"):
+            r = self._weigh(np.subtract(f, self.y[rows]), rows)
+
+        def columns(sel, rel_step):
+            if not self.has_jac:
+                return self._fd_columns(theta[sel], rows[sel], f[sel], rel_step), len(
+                    self.layout.var_names)
+            return self._columns(theta, rows, d, sel), 0
+
+        return r, columns
+
+    def _fd_columns(self, theta, rows, f0, rel_step):
+        """Forward differences of the model, one evaluation per column."""
+        cols = []
+        for j in range(theta.shape[1]):
+            h = rel_step * np.abs(theta[:, j])
+            h[h == 0.0] = rel_step
+            shifted = theta.copy()
+            shifted[:, j] += h
+            f1, _ = self._model(shifted, False)
+            with np.errstate(all="ignore"):
+                col = np.subtract(f1, f0)
+                col /= h[:, None]
+            cols.append(self._weigh(col, rows))
+        return cols
+
+    def _columns(self, theta, rows, d, sel):
+        """Analytic columns of ``d r / d theta`` for the rows ``sel`` of an evaluation."""
+        layout, npts = self.layout, self.x.size
+        m = sel.size
+        if d is None:  # the model failed: the kernel flags these curves
+            return [np.full((m, npts), np.nan)] * layout.nvar
+        full = m == theta.shape[0]
+        th = theta if full else theta[sel]
+        ties = layout.tie_gradients(self.external(th))
+        dext = layout.bounds.d_external(th) if self.bounded_cols.size else None
+        w = None if self.unit_w else self.w[rows if full else rows[sel]]
+        cols = []
+        with np.errstate(all="ignore"):
+            for j, name in enumerate(layout.var_names):
+                terms = [_take(d[q], sel, full, npts) * g[:, j : j + 1]
+                         for q, g in ties.items() if q in d]
+                if name in d:
+                    terms.append(_take(d[name], sel, full, npts))
+                col = sum(terms[1:], terms[0]) if terms else np.zeros(npts)
+                if dext is not None and j in self.bounded_cols:
+                    col = col * dext[:, j : j + 1]
+                if w is not None:
+                    col = col * w
+                cols.append(col)
+        return cols
+
+
+def _take(part, sel, full, npts):
+    """Rows ``sel`` of a model partial; a partial equal for all rows stays 1-D."""
+    part = np.asarray(part, dtype=float)
+    if part.ndim < 2:
+        return np.broadcast_to(part, (npts,))
+    if part.shape[0] == 1 or part.strides[0] == 0:
+        return np.broadcast_to(part[0], (npts,))
+    part = np.broadcast_to(part, (part.shape[0], npts))
+    return part if full else part[sel]
 
 
 def _probe_values(model, layout):
@@ -230,9 +295,8 @@ def _fit_lm(model, layout, x, y, w, starts, result, todo, *, max_nfev, ftol, xto
     if layout.nvar == 0:
         _store_fixed(prob, theta0, result, todo)
         return
-    out = lm.solve(prob.resid, theta0, jac=prob.jac if prob.has_jac else None,
-                   ftol=ftol, xtol=xtol, max_nfev=max_nfev, return_jac=False,
-                   return_gram=True)
+    out = lm.solve(None, theta0, evaluate=prob.evaluate, ftol=ftol, xtol=xtol,
+                   max_nfev=max_nfev, return_jac=False, return_gram=True, return_resid=False)
     cov = covariance_from_gram(out.gram_at_solution)
     _store(layout, out.theta, out.cost, out.nfev, out.status, cov, result, todo)
 

@@ -21,6 +21,7 @@ __all__ = [
     "covariance_from_gram",
     "covariance_from_jacobian",
     "gram",
+    "gram_columns",
     "solve_spd",
 ]
 
@@ -58,6 +59,44 @@ def gram(jac: np.ndarray, resid: np.ndarray | None = None):
         return a
     r = np.ascontiguousarray(resid, dtype=np.float64)
     g = np.matmul(jt, r[:, :, None])[:, :, 0]
+    return a, g
+
+
+def gram_columns(cols, resid: np.ndarray):
+    """``J^T J`` and ``J^T r`` row by row from the columns of ``J``.
+
+    Parameters
+    ----------
+    cols : sequence of k ndarrays
+        Column ``j`` of every row's Jacobian: shape (n, npts), or (npts,) when
+        it is the same for all rows (then nothing is broadcast in memory, and
+        the products of two such columns are computed once).
+    resid : ndarray, shape (n, npts)
+        Residuals.
+
+    Returns
+    -------
+    a : ndarray, shape (n, k, k)
+    g : ndarray, shape (n, k)
+
+    Notes
+    -----
+    Every entry is one ``np.vecdot`` of two length-``npts`` vectors (a BLAS
+    dot product per row with the same length and strides), so a row's result
+    does not depend on the other rows (``tests/batch/test_linalg.py``).
+    """
+    n, k = resid.shape[0], len(cols)
+    a = np.empty((n, k, k))
+    g = np.empty((n, k))
+    for i, ci in enumerate(cols):
+        for j in range(i + 1):
+            cj = cols[j]
+            if ci.ndim == 1 and cj.ndim == 1:
+                a[:, i, j] = np.vecdot(ci, cj)
+            else:
+                np.vecdot(ci, cj, out=a[:, i, j])
+            a[:, j, i] = a[:, i, j]
+        np.vecdot(ci, resid, out=g[:, i])
     return a, g
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from batchfit.batch.linalg import _cho_solve_t, _cholesky_t, gram
+from batchfit.batch.linalg import _cho_solve_t, _cholesky_t, gram_columns
 from batchfit.status import Status
 
 __all__ = ["LMResult", "solve"]
@@ -36,6 +36,8 @@ BLOCK_SIZE = 512
 
 ResidFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 JacFn = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+ColumnsFn = Callable[[np.ndarray, float], tuple[list, int]]
+EvaluateFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, ColumnsFn]]
 
 
 @dataclass
@@ -77,20 +79,22 @@ class LMResult:
 
 @dataclass(frozen=True)
 class _Options:
-    resid: ResidFn
-    jac: JacFn | None
+    evaluate: EvaluateFn
     ftol: float
     xtol: float
     gtol: float
     max_nfev: int
     rel_step: float
+    gram: bool  # keep J^T J at the solution
+    resid: bool  # keep the residuals at the solution
 
 
 def solve(
-    resid: ResidFn,
+    resid: ResidFn | None,
     theta0: np.ndarray,
     *,
     jac: JacFn | None = None,
+    evaluate: EvaluateFn | None = None,
     ftol: float = 1e-10,
     xtol: float = 1e-10,
     gtol: float = 0.0,
@@ -99,21 +103,33 @@ def solve(
     block_size: int = BLOCK_SIZE,
     return_jac: bool = True,
     return_gram: bool = False,
+    return_resid: bool = True,
 ) -> LMResult:
     """Minimize ``sum(resid(theta)**2)`` for every row of `theta0` at once.
 
     Parameters
     ----------
-    resid : callable
+    resid : callable or None
         ``resid(theta, idx) -> r``: `theta` (m, k) parameter rows of the curves
         with indices `idx` (int array into ``0..n-1``); returns (m, npts)
         weighted residuals. A row with any non-finite value means the model
-        failed there. Exceptions propagate.
+        failed there. Exceptions propagate. Unused (may be None) when
+        `evaluate` is given.
     theta0 : ndarray, shape (n, k)
         Starting points.
     jac : callable, optional
         ``jac(theta, idx, r) -> J`` (m, npts, k), ``d r / d theta``. When None
         the kernel uses forward differences, one `resid` call per column.
+    evaluate : callable, optional
+        The fused form of `resid` and `jac`: ``evaluate(theta, idx) -> (r,
+        columns)`` with ``r`` as `resid` returns it and ``columns(sel,
+        rel_step) -> (cols, nfev)`` giving, for the rows ``sel`` (int array
+        into ``0..m-1``) of that evaluation, the ``k`` columns of ``d r / d
+        theta``, each of shape (len(sel), npts) or (npts,) when it is the same
+        for every row, and the residual evaluations this cost (``k`` for
+        forward differences with relative step `rel_step`, else 0). The
+        Jacobian is only ever asked for at points whose residual was just
+        evaluated, so `evaluate` can share work between the two.
     ftol : float, optional
         Stop when both the actual and the predicted relative reduction of the
         sum of squares are at most `ftol` (MINPACK).
@@ -134,7 +150,11 @@ def solve(
         Evaluate `jac_at_solution` (one extra Jacobian per curve, not counted
         in `nfev`).
     return_gram : bool, optional
-        Evaluate `gram_at_solution` block by block, while the block is in cache.
+        Keep `gram_at_solution`: ``J^T J`` at the final point of each curve,
+        from the last Jacobian evaluated there (one extra Jacobian only for a
+        curve that stops on an accepted step; not counted in `nfev`).
+    return_resid : bool, optional
+        Keep `resid_at_solution` (else it is None).
 
     Returns
     -------
@@ -155,64 +175,120 @@ def solve(
         raise ValueError(f"theta0 must be 2-D (n, k); got shape {theta0.shape}")
     n, k = theta0.shape
     opts = _Options(
-        resid=resid,
-        jac=jac,
+        evaluate=_evaluator(resid, jac, k) if evaluate is None else evaluate,
         ftol=max(float(ftol), EPS),
         xtol=max(float(xtol), EPS),
         gtol=max(float(gtol), EPS),
         max_nfev=200 * (k + 1) if max_nfev is None else int(max_nfev),
         rel_step=np.sqrt(EPS) if diff_step is None else float(diff_step),
+        gram=bool(return_gram),
+        resid=bool(return_resid or return_jac),
     )
-    out = None
-    grams = np.full((n, k, k), np.nan) if return_gram else None
-    for start in range(0, max(n, 1), max(int(block_size), 1)):
-        idx = np.arange(start, min(start + block_size, n))
-        block = _solve_block(opts, theta0[idx], idx)
-        out = _Output.allocate(n, k, block.resid.shape[1]) if out is None else out
-        out.store(idx, block)
-        if return_gram:
-            good = np.flatnonzero(np.isfinite(block.cost))
-            if good.size:
-                jac = _jacobian(opts, block.theta[good], idx[good], block.resid[good])[0]
-                grams[idx[good]] = gram(jac)
+    out = _Output.allocate(n, k, opts)
+    bs = max(int(block_size), 1)
+    for start in range(0, n, bs):
+        rows = slice(start, min(start + bs, n))
+        _solve_block(opts, theta0[rows], np.arange(rows.start, rows.stop), out.view(rows))
     if return_jac:
         out.jac = _final_jacobian(opts, out)
     result = out.result()
-    result.gram_at_solution = grams
+    if not return_resid:
+        result.resid_at_solution = None
     return result
+
+
+def _evaluator(resid: ResidFn, jac: JacFn | None, k: int) -> EvaluateFn:
+    """The ``evaluate`` form of a plain `resid` and `jac` pair."""
+
+    def evaluate(theta, idx):
+        r = _checked(resid(theta, idx), theta)
+
+        def columns(sel, rel_step):
+            th, ix, rs = theta[sel], idx[sel], r[sel]
+            if jac is not None:
+                jm = np.asarray(jac(th, ix, rs), dtype=np.float64)
+                if jm.shape != (th.shape[0], r.shape[1], k):
+                    raise ValueError(
+                        f"jac must return shape {(th.shape[0], r.shape[1], k)}; got {jm.shape}"
+                    )
+                return [jm[:, :, j] for j in range(k)], 0
+            cols = []
+            for j in range(k):
+                h = rel_step * np.abs(th[:, j])
+                h[h == 0.0] = rel_step
+                shifted = th.copy()
+                shifted[:, j] += h
+                cols.append((_checked(resid(shifted, ix), shifted) - rs) / h[:, None])
+            return cols, k
+
+        return r, columns
+
+    return evaluate
+
+
+def _checked(r, theta: np.ndarray) -> np.ndarray:
+    r = np.ascontiguousarray(r, dtype=np.float64)
+    if r.ndim != 2 or r.shape[0] != theta.shape[0]:
+        raise ValueError(
+            f"resid must return shape (m, npts) with m={theta.shape[0]}; got {r.shape}"
+        )
+    return r
 
 
 @dataclass
 class _Output:
-    """Result arrays for all curves (also used for one block)."""
+    """Result arrays for all curves; :meth:`view` gives one block's rows."""
 
     theta: np.ndarray
     cost: np.ndarray
     nfev: np.ndarray
     status: np.ndarray
     niter: np.ndarray
-    resid: np.ndarray
+    resid: list  # [array (n, npts)] once the first block knows npts, or [None]
+    gram: np.ndarray | None
+    keep_resid: bool
     jac: np.ndarray | None = None
 
     @classmethod
-    def allocate(cls, n: int, k: int, npts: int) -> _Output:
+    def allocate(cls, n: int, k: int, opts: _Options) -> _Output:
         return cls(
             theta=np.empty((n, k)),
             cost=np.empty(n),
             nfev=np.zeros(n, dtype=np.int32),
             status=np.full(n, Status.NOT_RUN, dtype=np.int8),
             niter=np.zeros(n, dtype=np.int32),
-            resid=np.empty((n, npts)),
+            resid=[None],
+            gram=np.full((n, k, k), np.nan) if opts.gram else None,
+            keep_resid=opts.resid,
         )
 
-    def store(self, rows: np.ndarray, other: _Output) -> None:
-        for name in ("theta", "cost", "nfev", "status", "niter", "resid"):
-            getattr(self, name)[rows] = getattr(other, name)
+    def view(self, rows: slice) -> _Block:
+        return _Block(self, rows)
 
     def result(self) -> LMResult:
-        return LMResult(
-            self.theta, self.cost, self.nfev, self.status, self.niter, self.jac, self.resid
-        )
+        resid = self.resid[0]
+        if resid is None:
+            resid = np.empty((self.theta.shape[0], 0))
+        return LMResult(self.theta, self.cost, self.nfev, self.status, self.niter, self.jac,
+                        resid, self.gram)
+
+
+class _Block:
+    """The rows of one block inside :class:`_Output` (views: writes go through)."""
+
+    def __init__(self, out: _Output, rows: slice):
+        self.out, self.rows = out, rows
+        for name in ("theta", "cost", "nfev", "status", "niter"):
+            setattr(self, name, getattr(out, name)[rows])
+        self.gram = None if out.gram is None else out.gram[rows]
+        self.resid = None
+
+    def init_resid(self, npts: int) -> None:
+        if not self.out.keep_resid:
+            return
+        if self.out.resid[0] is None:
+            self.out.resid[0] = np.empty((self.out.theta.shape[0], npts))
+        self.resid = self.out.resid[0][self.rows]
 
 
 @dataclass
@@ -234,40 +310,24 @@ class _Active:
         return _Active(**{f: getattr(self, f)[keep] for f in self.__dataclass_fields__})
 
 
-def _evaluate(opts: _Options, theta: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    r = np.ascontiguousarray(opts.resid(theta, idx), dtype=np.float64)
-    if r.ndim != 2 or r.shape[0] != theta.shape[0]:
-        raise ValueError(
-            f"resid must return shape (m, npts) with m={theta.shape[0]}; got {r.shape}"
-        )
-    return r
+def _evaluate(opts: _Options, theta: np.ndarray, idx: np.ndarray):
+    r, columns = opts.evaluate(theta, idx)
+    return _checked(r, theta), columns
 
 
-def _jacobian(opts: _Options, theta: np.ndarray, idx: np.ndarray, r: np.ndarray):
-    """Jacobian (m, npts, k) and the residual evaluations it cost per curve."""
-    m, k = theta.shape
-    if opts.jac is not None:
-        jac = np.asarray(opts.jac(theta, idx, r), dtype=np.float64)
-        if jac.shape != (m, r.shape[1], k):
-            raise ValueError(f"jac must return shape {(m, r.shape[1], k)}; got {jac.shape}")
-        return jac, 0
-    jac = np.empty((m, r.shape[1], k))
-    for j in range(k):
-        h = opts.rel_step * np.abs(theta[:, j])
-        h[h == 0.0] = opts.rel_step
-        shifted = theta.copy()
-        shifted[:, j] += h
-        jac[:, :, j] = (_evaluate(opts, shifted, idx) - r) / h[:, None]
-    return jac, k
+def _sumsq(r: np.ndarray) -> np.ndarray:
+    """Row sums of squares, each row by the same dot product whatever the batch."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.vecdot(r, r)
 
 
-def _linearize(opts, state: _Active, rows, r, d2_old=None):
+def _linearize(opts, state: _Active, rows, r, cols, d2_old=None):
     """New J^T J, J^T r, scales and gtol test for `rows` of `state` (in place).
 
-    Returns (ok, gconv, nfev_used): Jacobian finite, gradient test met.
+    Returns (ok, gconv): Jacobian finite, gradient test met.
     """
-    jac, used = _jacobian(opts, state.theta[rows], state.idx[rows], r)
-    a, g = gram(jac, r)
+    with np.errstate(over="ignore", invalid="ignore"):
+        a, g = gram_columns(cols, r)
     cn2 = np.diagonal(a, axis1=1, axis2=2).copy()
     d2 = np.where(cn2 > 0.0, cn2, 1.0) if d2_old is None else np.maximum(d2_old, cn2)
     state.a[rows], state.g[rows], state.d2[rows] = a, g, d2
@@ -277,17 +337,19 @@ def _linearize(opts, state: _Active, rows, r, d2_old=None):
         cos = np.abs(g) / np.sqrt(cn2 * cost[:, None])
     cos[cn2 == 0.0] = 0.0
     gconv = (cost == 0.0) | (np.max(cos, axis=1) <= opts.gtol)
-    return ok, gconv & ok, used
+    return ok, gconv & ok
 
 
-def _start(opts: _Options, theta0: np.ndarray, idx: np.ndarray):
-    """Evaluate the start; return block output and the active state."""
+def _start(opts: _Options, theta0: np.ndarray, idx: np.ndarray, out: _Block) -> _Active:
+    """Evaluate the start, fill the block output; return the active state."""
     m, k = theta0.shape
-    r = _evaluate(opts, theta0, idx)
-    out = _Output.allocate(m, k, r.shape[1])
-    out.theta[:], out.resid[:], out.nfev[:] = theta0, r, 1
-    with np.errstate(over="ignore", invalid="ignore"):
-        out.cost[:] = np.square(r).sum(axis=1)
+    r, columns = _evaluate(opts, theta0, idx)
+    out.init_resid(r.shape[1])
+    out.theta[:] = theta0
+    out.nfev[:] = 1
+    if out.resid is not None:
+        out.resid[:] = r
+    out.cost[:] = _sumsq(r)
     out.status[:] = Status.MODEL_ERROR
     live = np.flatnonzero(np.isfinite(out.cost))
     state = _Active(
@@ -303,21 +365,23 @@ def _start(opts: _Options, theta0: np.ndarray, idx: np.ndarray):
         nfail=np.zeros(live.size, dtype=np.int32),
     )
     if live.size:
-        ok, gconv, used = _linearize(opts, state, slice(None), r[live])
+        cols, used = columns(live, opts.rel_step)
+        ok, gconv = _linearize(opts, state, slice(None), r[live], cols)
         out.nfev[live] += used
         out.status[live[gconv]] = Status.CONVERGED
+        if out.gram is not None:
+            out.gram[live] = state.a
         state = state.take(ok & ~gconv)
-    return out, state
+    return state
 
 
-def _solve_block(opts: _Options, theta0: np.ndarray, idx: np.ndarray) -> _Output:
-    out, state = _start(opts, theta0, idx)
+def _solve_block(opts: _Options, theta0: np.ndarray, idx: np.ndarray, out: _Block) -> None:
+    state = _start(opts, theta0, idx, out)
     # Guard against a curve that never gets a usable step (cannot happen with
     # finite J^T J because the damping grows until the system is definite).
     max_iter = 4 * opts.max_nfev + 100
     while state.pos.size:
         state = _iterate(opts, state, out, max_iter)
-    return out
 
 
 def _damped_step(state: _Active):
@@ -327,7 +391,9 @@ def _damped_step(state: _Active):
     contiguous length-m vectors and sums over k are explicit sequential loops.
     """
     dinv = 1.0 / np.sqrt(state.d2.T)  # (k, m)
-    scaled = np.ascontiguousarray(state.a.transpose(1, 2, 0))
+    # Always a copy: for one curve the transpose is already contiguous, and
+    # ascontiguousarray would return a view, scaling state.a in place.
+    scaled = np.array(state.a.transpose(1, 2, 0), order="C")
     scaled *= dinv[:, None, :]
     scaled *= dinv[None, :, :]
     diag = np.arange(scaled.shape[0])
@@ -349,17 +415,17 @@ def _dot_t(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return out
 
 
-def _iterate(opts: _Options, state: _Active, out: _Output, max_iter: int) -> _Active:
+def _iterate(opts: _Options, state: _Active, out: _Block, max_iter: int) -> _Active:
     """One damped step for every active curve; return the still-active state."""
     p, pnorm2, pred, ok = _damped_step(state)
     out.niter[state.pos] += 1
     ev = np.flatnonzero(ok)
     trial = state.theta[ev] + p[ev]
-    r = _evaluate(opts, trial, state.idx[ev])
+    r, columns = _evaluate(opts, trial, state.idx[ev])
     out.nfev[state.pos[ev]] += 1
     cost = state.cost[ev]
+    cost_t = _sumsq(r)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        cost_t = np.square(r).sum(axis=1)
         finite = np.isfinite(cost_t)
         actred = np.where(cost_t < 100.0 * cost, 1.0 - cost_t / cost, -1.0)
         prered = pred[ev] / cost
@@ -378,10 +444,12 @@ def _iterate(opts: _Options, state: _Active, out: _Output, max_iter: int) -> _Ac
     np.minimum(nu, 1e10, out=nu)
     state.nfail[ev] = np.where(finite, 0, state.nfail[ev] + 1)
 
-    acc = ev[accept]
-    state.theta[acc] = trial[accept]
-    state.cost[acc] = cost_t[accept]
-    out.resid[state.pos[acc]] = r[accept]
+    sel = np.flatnonzero(accept)  # rows of this evaluation
+    acc = ev[sel]
+    state.theta[acc] = trial[sel]
+    state.cost[acc] = cost_t[sel]
+    if out.resid is not None:
+        out.resid[state.pos[acc]] = r[sel]
 
     xnorm = np.sqrt((np.square(state.theta[ev]) * state.d2[ev]).sum(axis=1))
     conv = finite & (
@@ -395,18 +463,23 @@ def _iterate(opts: _Options, state: _Active, out: _Output, max_iter: int) -> _Ac
     status[(status < 0) & (state.nfail >= MAX_FAIL)] = Status.MODEL_ERROR
     status[(status < 0) & (out.niter[state.pos] >= max_iter)] = Status.MAX_NFEV
 
-    relin = acc[status[acc] < 0]
+    going = status[acc] < 0
+    relin = acc[going]
     if relin.size:
-        jok, gconv, used = _linearize(
-            opts, state, relin, r[accept][status[acc] < 0], state.d2[relin]
-        )
+        cols, used = columns(sel[going], opts.rel_step)
+        jok, gconv = _linearize(opts, state, relin, r[sel[going]], cols, state.d2[relin])
         out.nfev[state.pos[relin]] += used
         status[relin[~jok]] = Status.MODEL_ERROR
         status[relin[gconv]] = Status.CONVERGED
+    if out.gram is not None and not going.all():
+        # Curves stopping on an accepted step: J^T J at their new point.
+        cols, _ = columns(sel[~going], opts.rel_step)
+        with np.errstate(over="ignore", invalid="ignore"):
+            state.a[acc[~going]] = gram_columns(cols, r[sel[~going]])[0]
     return _retire(state, out, status)
 
 
-def _retire(state: _Active, out: _Output, status: np.ndarray) -> _Active:
+def _retire(state: _Active, out: _Block, status: np.ndarray) -> _Active:
     """Write finished curves to `out` and drop them from the active set."""
     done = status >= 0
     if not done.any():
@@ -415,20 +488,21 @@ def _retire(state: _Active, out: _Output, status: np.ndarray) -> _Active:
     out.theta[pos] = state.theta[done]
     out.cost[pos] = state.cost[done]
     out.status[pos] = status[done]
+    if out.gram is not None:
+        out.gram[pos] = state.a[done]
     return state.take(~done)
 
 
 def _final_jacobian(opts: _Options, out: _Output) -> np.ndarray:
     """Fresh Jacobian at every final theta; NaN where the start was bad."""
     n, k = out.theta.shape
-    jac = np.empty((n, out.resid.shape[1], k))
-    good = np.isfinite(out.cost)
-    jac[~good] = np.nan
-    for start in range(0, n, BLOCK_SIZE):
-        rows = slice(start, min(start + BLOCK_SIZE, n))
-        if not good[rows].all():
-            rows = np.arange(rows.start, rows.stop)[good[rows]]
-        theta = out.theta[rows]
-        if len(theta):
-            jac[rows] = _jacobian(opts, theta, np.arange(n)[rows], out.resid[rows])[0]
+    npts = 0 if out.resid[0] is None else out.resid[0].shape[1]
+    jac = np.full((n, npts, k), np.nan)
+    good = np.flatnonzero(np.isfinite(out.cost))
+    for start in range(0, good.size, BLOCK_SIZE):
+        rows = good[start : start + BLOCK_SIZE]
+        r, columns = _evaluate(opts, out.theta[rows], rows)
+        cols, _ = columns(np.arange(rows.size), opts.rel_step)
+        for j, col in enumerate(cols):
+            jac[rows, :, j] = col
     return jac

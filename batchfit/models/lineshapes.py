@@ -52,20 +52,45 @@ def _full(x, *arrays):
 
 
 # --------------------------------------------------------------------- peaks
+def _gaussian_parts(x, amplitude, center, sigma):
+    """``u = (x-c)/sigma``, ``e = exp(-u*u/2)`` and the value ``e * A/(sigma*sqrt(2pi))``."""
+    u = (x - center) / sigma
+    e = np.asarray(u * u)
+    np.multiply(e, -0.5, out=e)
+    np.exp(e, out=e)
+    return u, e, e * (amplitude / (S2PI * sigma))
+
+
 @_quiet
 def gaussian(x, amplitude, center, sigma):
     """Gaussian of area ``amplitude``: ``A/(sigma*sqrt(2pi)) * exp(-(x-c)^2/(2 sigma^2))``."""
-    u = (x - center) / sigma
-    return amplitude * np.exp(-0.5 * u * u) / (S2PI * sigma)
+    return _gaussian_parts(x, amplitude, center, sigma)[2]
+
+
+def _gaussian_partials(x, amplitude, center, sigma, u, e, f):
+    d_center = f / sigma  # f/sigma, then times u
+    d_sigma = d_center * u
+    d_sigma *= u
+    d_sigma -= d_center  # f * (u*u - 1) / sigma
+    d_center *= u
+    return _full(x, e / (S2PI * sigma), d_center, d_sigma)
 
 
 @_quiet
 def d_gaussian(x, amplitude, center, sigma):
     """Partial derivatives of :func:`gaussian` (amplitude, center, sigma)."""
-    u = (x - center) / sigma
-    shape = np.exp(-0.5 * u * u) / (S2PI * sigma)
-    g = amplitude * shape
-    return _full(x, shape, g * u / sigma, g * (u * u - 1.0) / sigma)
+    return _gaussian_partials(x, amplitude, center, sigma,
+                              *_gaussian_parts(x, amplitude, center, sigma))
+
+
+@_quiet
+def gaussian_both(x, amplitude, center, sigma):
+    """:func:`gaussian` and :func:`d_gaussian` sharing one ``exp``."""
+    u, e, f = _gaussian_parts(x, amplitude, center, sigma)
+    return f, _gaussian_partials(x, amplitude, center, sigma, u, e, f)
+
+
+gaussian.value_and_partials = gaussian_both  # found by models.model.Kernel
 
 
 @_quiet
@@ -199,9 +224,18 @@ def d_damped_sine(x, amp, omega, shift, decay):
 @_quiet
 def polynomial(x, *coefs):
     """Polynomial ``sum_k coefs[k] * x**k`` (Horner's scheme)."""
-    out = np.zeros(np.broadcast_shapes(np.shape(x), *(np.shape(c) for c in coefs)))
-    for c in reversed(coefs):
-        out = out * x + c
+    shape = np.broadcast_shapes(np.shape(x), *(np.shape(c) for c in coefs))
+    if len(coefs) < 2 or not shape or not np.isfinite(x).all():
+        out = np.zeros(shape)
+        for c in reversed(coefs):
+            out = out * x + c
+        return out
+    # Horner from the top coefficient (0*x + c is c for finite x), in place.
+    out = np.multiply(coefs[-1], x)
+    out = out + coefs[-2] if out.shape != shape else np.add(out, coefs[-2], out=out)
+    for c in reversed(coefs[:-2]):
+        out *= x
+        out += c
     return out
 
 

@@ -40,6 +40,10 @@ class Kernel:
         ``deriv(x, *params)`` -> tuple of partials, one per parameter.
     guess : callable or None
         ``guess(y, x)`` -> dict unprefixed name -> ``(n,)`` array.
+    both : callable or None
+        ``both(x, *params)`` -> ``(value, partials)``: ``func`` and ``deriv``
+        at the same values in one pass, sharing intermediate results. Taken
+        from ``func.value_and_partials`` when not given.
     defaults : dict
         Unprefixed name -> dict of ``make_params`` settings.
     options : dict
@@ -55,6 +59,11 @@ class Kernel:
     defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
     role: str = "other"  # "peak", "background" or "other": guides composite guesses
+    both: Callable[..., Any] | None = None
+
+    def __post_init__(self):
+        if self.both is None and self.deriv is not None:
+            object.__setattr__(self, "both", getattr(self.func, "value_and_partials", None))
 
 
 def _as_float(value):
@@ -168,9 +177,7 @@ class Model:
         """
         x = _as_float(x)
         args = self._args(values)
-        out = np.asarray(self.kernel.func(x, *args), dtype=float)
-        shape = np.broadcast_shapes(x.shape, *(a.shape for a in args))
-        return out if out.shape == shape else np.broadcast_to(out, shape).copy()
+        return _full_shape(self.kernel.func(x, *args), x, args)
 
     def eval(self, params, x) -> np.ndarray:
         """Evaluate with the values of a :class:`~batchfit.Parameters` (or a plain mapping)."""
@@ -191,6 +198,30 @@ class Model:
         x = _as_float(x)
         parts = self.kernel.deriv(x, *self._args(values))
         return dict(zip(self.param_names, parts, strict=True))
+
+    def value_and_jacobian(self, x, **values):
+        """The model value and its analytic partials at the same values.
+
+        Same results as ``(model(x, **values), model.jacobian(x, **values))``
+        up to rounding, but built-in lineshapes share the work (e.g. one
+        ``exp`` for a Gaussian and its three partials).
+
+        Returns
+        -------
+        value : ndarray, shape (nx,) or (n, nx)
+        partials : dict or None
+            As :meth:`jacobian`; None when the model has no analytic derivatives.
+        """
+        k = self.kernel
+        if k.deriv is None:
+            return self(x, **values), None
+        x = _as_float(x)
+        args = self._args(values)
+        if k.both is None:
+            value, parts = k.func(x, *args), k.deriv(x, *args)
+        else:
+            value, parts = k.both(x, *args)
+        return _full_shape(value, x, args), dict(zip(self.param_names, parts, strict=True))
 
     # ---------------------------------------------------------- parameters
     def make_params(self, **hints):
@@ -316,8 +347,19 @@ class CompositeModel(Model):
 
     def __call__(self, x, **values) -> np.ndarray:
         """Evaluate the sum of the components (see :meth:`Model.__call__`)."""
-        parts = [c(x, **values) for c in self._components]
-        return sum(parts[1:], parts[0])
+        return _sum([c(x, **values) for c in self._components])
+
+    def value_and_jacobian(self, x, **values):
+        """Sum of the values, union of the partials (see :meth:`Model.value_and_jacobian`)."""
+        parts, jac = [], {}
+        for c in self._components:
+            value, part = c.value_and_jacobian(x, **values)
+            parts.append(value)
+            if part is None:
+                jac = None
+            elif jac is not None:
+                jac.update(part)
+        return _sum(parts), jac
 
     def jacobian(self, x, **values) -> dict[str, np.ndarray] | None:
         """Union of the components' partials, or None if any component has none."""
@@ -352,6 +394,26 @@ class CompositeModel(Model):
             with np.errstate(all="ignore"):
                 resid = resid - comp(x, **{k: v[:, None] for k, v in values.items()})
         return {n: out[n] for n in self.param_names}
+
+
+def _full_shape(out, x: np.ndarray, args) -> np.ndarray:
+    """``out`` as a float array of the broadcast shape of ``x`` and ``args``."""
+    out = np.asarray(out, dtype=float)
+    shape = np.broadcast_shapes(x.shape, *(a.shape for a in args))
+    return out if out.shape == shape else np.broadcast_to(out, shape).copy()
+
+
+def _sum(parts: list[np.ndarray]) -> np.ndarray:
+    """``parts[0] + parts[1] + ...`` left to right, adding in place after the first sum."""
+    if len(parts) == 1:
+        return parts[0]
+    total = parts[0] + parts[1]
+    for p in parts[2:]:
+        if np.broadcast_shapes(total.shape, p.shape) == total.shape:
+            total += p
+        else:
+            total = total + p
+    return total
 
 
 def _guess_order(components: list[Model]) -> list[Model]:
