@@ -74,7 +74,7 @@ def fit_batch(model, params, x, y, sigma=None, mask=None, init=None, guess=False
     if todo.size:
         name = "lm" if engine == "lm" else engine_name(engine)
         runner = _fit_lm if name == "lm" else _fit_loop
-        runner(model, layout, x, y[todo], w[todo], starts[todo], result, todo,
+        runner(model, layout, x, _rows(y, todo), _rows(w, todo), _rows(starts, todo), result, todo,
                max_nfev=max_nfev, ftol=ftol, xtol=xtol, engine=name)
     return result
 
@@ -101,7 +101,10 @@ def _prepare_data(x, y, sigma):
     if x.shape != (y.shape[1],):
         raise InputError(f"x must have shape ({y.shape[1]},) to match y {y.shape}, got {x.shape}")
     if sigma is None:
-        w = np.ones_like(y)
+        finite = np.isfinite(y)
+        if finite.all():  # every point used with unit weight: no copies
+            return x, y, np.broadcast_to(1.0, y.shape)
+        w = finite.astype(float)
     else:
         try:
             s = np.broadcast_to(np.asarray(sigma, dtype=float), y.shape)
@@ -132,16 +135,29 @@ def _classify(y, w, mask, nvar, result):
     """Mark masked and bad-data curves in ``result``; return indices to fit."""
     n = y.shape[0]
     fit = np.ones(n, bool) if mask is None else np.broadcast_to(np.asarray(mask, bool), (n,))
-    used = w > 0
-    ndata = used.sum(axis=1)
-    yu = np.where(used, y, np.nan)
-    with np.errstate(all="ignore"), _quiet():
-        span = np.nanmax(yu, axis=1) - np.nanmin(yu, axis=1)
+    if _unit(w):  # all points used, all finite
+        ndata = np.full(n, y.shape[1])
+        span = np.max(y, axis=1, initial=-np.inf) - np.min(y, axis=1, initial=np.inf)
+    else:
+        used = w > 0
+        ndata = used.sum(axis=1)
+        yu = np.where(used, y, np.nan)
+        with np.errstate(all="ignore"), _quiet():
+            span = np.nanmax(yu, axis=1) - np.nanmin(yu, axis=1)
     bad = (ndata < max(nvar, 1)) | ~(span > 0)
     result.ndata[:] = ndata
     result.status[:] = np.where(~fit, Status.MASKED, np.where(bad, Status.BAD_DATA,
                                                                Status.NOT_RUN))
     return np.flatnonzero(fit & ~bad)
+
+
+def _unit(w) -> bool:
+    """True for the read-only all-ones weights of data without sigma or NaN."""
+    return w.ndim == 2 and w.strides == (0, 0)
+
+
+def _rows(a, todo):
+    return a if todo.size == a.shape[0] else a[todo]
 
 
 class _quiet:
@@ -167,7 +183,7 @@ class _Problem:
 
     def __init__(self, model, layout, x, y, w):
         self.model, self.layout, self.x, self.y, self.w = model, layout, x, y, w
-        self.unit_w = bool(np.all(w == 1.0))
+        self.unit_w = _unit(w) or bool(np.all(w == 1.0))
         self.has_jac = model.jacobian(x, **_probe_values(model, layout)) is not None
         bounds = layout.bounds
         self.bounded_cols = np.concatenate([bounds.both, bounds.lower, bounds.upper])
