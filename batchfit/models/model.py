@@ -70,8 +70,11 @@ def _as_float(value):
     return np.asarray(value, dtype=float)
 
 
-def _param_array(model: str, name: str, value: Any) -> np.ndarray:
+def _param_array(model: Model, name: str, value: Any) -> np.ndarray:
     """A parameter value as a float array, refusing shapes that would mis-broadcast."""
+    if type(value) is np.ndarray and value.dtype == np.float64 and value.ndim != 1:
+        return value  # the common case, checked without building messages
+    model = model.name
     try:
         if value is None:  # np.asarray(None, float) would quietly give nan
             raise TypeError
@@ -154,7 +157,7 @@ class Model:
                 f"{self.name}: no value given for parameter(s) {missing}; "
                 f"the model needs {self.param_names}"
             )
-        return [_param_array(self.name, n, values[n]) for n in self.param_names]
+        return [_param_array(self, n, values[n]) for n in self.param_names]
 
     def __call__(self, x, **values) -> np.ndarray:
         """Evaluate the model.
