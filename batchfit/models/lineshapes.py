@@ -68,11 +68,10 @@ def gaussian(x, amplitude, center, sigma):
 
 
 def _gaussian_partials(x, amplitude, center, sigma, u, e, f):
-    d_center = f / sigma  # f/sigma, then times u
+    t = f / sigma
+    d_center = t * u  # f * u / sigma
     d_sigma = d_center * u
-    d_sigma *= u
-    d_sigma -= d_center  # f * (u*u - 1) / sigma
-    d_center *= u
+    d_sigma -= t  # f * (u*u - 1) / sigma
     return _full(x, e / (S2PI * sigma), d_center, d_sigma)
 
 
