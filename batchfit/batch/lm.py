@@ -321,13 +321,16 @@ def _sumsq(r: np.ndarray) -> np.ndarray:
         return np.vecdot(r, r)
 
 
-def _linearize(opts, state: _Active, rows, r, cols, d2_old=None):
-    """New J^T J, J^T r, scales and gtol test for `rows` of `state` (in place).
+def _normal(cols, r):
+    with np.errstate(over="ignore", invalid="ignore"):
+        return gram_columns(cols, r)
+
+
+def _linearize(opts, state: _Active, rows, a, g, d2_old=None):
+    """Store J^T J `a`, J^T r `g`, new scales and the gtol test for `rows` of `state`.
 
     Returns (ok, gconv): Jacobian finite, gradient test met.
     """
-    with np.errstate(over="ignore", invalid="ignore"):
-        a, g = gram_columns(cols, r)
     cn2 = np.diagonal(a, axis1=1, axis2=2).copy()
     d2 = np.where(cn2 > 0.0, cn2, 1.0) if d2_old is None else np.maximum(d2_old, cn2)
     state.a[rows], state.g[rows], state.d2[rows] = a, g, d2
@@ -366,7 +369,7 @@ def _start(opts: _Options, theta0: np.ndarray, idx: np.ndarray, out: _Block) -> 
     )
     if live.size:
         cols, used = columns(live, opts.rel_step)
-        ok, gconv = _linearize(opts, state, slice(None), r[live], cols)
+        ok, gconv = _linearize(opts, state, slice(None), *_normal(cols, r[live]))
         out.nfev[live] += used
         out.status[live[gconv]] = Status.CONVERGED
         if out.gram is not None:
@@ -465,17 +468,20 @@ def _iterate(opts: _Options, state: _Active, out: _Block, max_iter: int) -> _Act
 
     going = status[acc] < 0
     relin = acc[going]
+    # One Jacobian for the accepted curves that go on (to linearize) and, when
+    # J^T J at the solution is kept, for those that stop here too.
+    need = sel if out.gram is not None else sel[going]
+    if need.size:
+        cols, used = columns(need, opts.rel_step)
+        a, g = _normal(cols, r[need])
+        if need.size != relin.size:
+            state.a[acc[~going]] = a[~going]  # J^T J at the new point of stopping curves
+            a, g = a[going], g[going]
     if relin.size:
-        cols, used = columns(sel[going], opts.rel_step)
-        jok, gconv = _linearize(opts, state, relin, r[sel[going]], cols, state.d2[relin])
+        jok, gconv = _linearize(opts, state, relin, a, g, state.d2[relin])
         out.nfev[state.pos[relin]] += used
         status[relin[~jok]] = Status.MODEL_ERROR
         status[relin[gconv]] = Status.CONVERGED
-    if out.gram is not None and not going.all():
-        # Curves stopping on an accepted step: J^T J at their new point.
-        cols, _ = columns(sel[~going], opts.rel_step)
-        with np.errstate(over="ignore", invalid="ignore"):
-            state.a[acc[~going]] = gram_columns(cols, r[sel[~going]])[0]
     return _retire(state, out, status)
 
 
