@@ -7,13 +7,38 @@ it with :func:`batchfit.stack.fit`, writes the region into the store and
 marks the chunk done. Only a small count dict comes back, so inputs larger
 than the client's or any worker's memory stream through.
 
-Chunking rule (when ``input.chunks`` is not given): a task's working set is
-about ``8 * npts * (nvar + 6)`` bytes per pixel (float64 data, sigma, model,
-residual, trial residual and the ``npts x nvar`` Jacobian of the LM engine).
-Chunks hold ``64 MiB`` of that (:data:`TARGET_CHUNK_BYTES`), as a square-ish
-tile over the pixel dims, rounded down to whole input chunks so no input
-chunk is read by two tasks. A worker then needs a few times 64 MiB at peak,
-whatever the size of the cube.
+Chunking rule (when ``input.chunks`` is not given)
+--------------------------------------------------
+1. Budget per task: ``min(64 MiB, worker memory limit / (8 * threads per
+   worker))`` (:data:`TARGET_CHUNK_BYTES`, :data:`WORKER_FRACTION`). The limit
+   comes from the cluster config (local ``memory_limit`` or dask's ``'auto'``
+   share, job-queue ``memory`` per worker process) or, for a running
+   scheduler, from its workers (:func:`batchfit.stack.cluster.worker_memory`);
+   64 MiB when unknown. Tasks of one worker run ``threads`` at a time, so
+   together they use at most 1/8 of its limit; the rest is the worker
+   process itself (~150-200 MiB of imported libraries), allocator slack and
+   dask's own buffers.
+2. A task of ``p`` pixels needs ``p * bytes_per_pixel + min(p, 512) *
+   block_bytes + decode`` bytes (:func:`task_bytes`), measured with
+   tracemalloc and RSS around :func:`fit_chunk` (scripts/bench_submit.py
+   ``--measure``): ``bytes_per_pixel = 8 * (7 * npts + nvar * (nvar + 56))``
+   (the float32 read and its float64 copy, weights, the engine's prepared
+   data, residuals, result and packed arrays, the written Dataset); the
+   engine's blocks of 512 curves add ``block_bytes = 24 * npts * (nvar + 1)``
+   per curve (Jacobian, model partials, trial residuals); ``decode`` is one
+   native input chunk of the data (and sigma) that zarr decodes whole when the
+   tile is smaller than it (counted up to half the budget: a bigger native
+   chunk must be decoded anyway). The estimate is 0-35% above the measured
+   peaks.
+3. The largest pixel count within budget becomes a square-ish tile over the
+   pixel dims, aligned to the input's native chunks: a tile at least as big
+   as a native chunk is rounded down to a multiple of it; a smaller one to
+   the largest divisor of it (77 -> 50 for 100-pixel chunks), unless that
+   divisor is under half the size wanted (a prime-sized chunk), where the
+   unaligned size is kept. Each input chunk is then read by one task, or
+   split exactly between a few.
+A task never reads more than its region: :func:`fit_chunk` opens the input
+lazily and loads ``isel(region)`` only, i.e. the native chunks it overlaps.
 """
 
 from __future__ import annotations
@@ -33,11 +58,17 @@ import yaml
 from batchfit.errors import InputError, StoreError
 from batchfit.stack import refit, store
 from batchfit.stack.apply import fit
+from batchfit.stack.cluster import worker_memory
 from batchfit.stack.layout import ResultLayout
 from batchfit.stack.store import ChunkGrid
 from batchfit.status import Status
 
 TARGET_CHUNK_BYTES = 64 * 2**20
+"""Cap on a task's estimated working set (bytes)."""
+WORKER_FRACTION = 8
+"""A worker's concurrent tasks use at most 1 / WORKER_FRACTION of its memory limit."""
+ENGINE_BLOCK = 512
+"""Curves per block of the LM engine (``batchfit.batch.lm.BLOCK_SIZE``)."""
 
 
 @dataclass(frozen=True)
@@ -104,8 +135,11 @@ def _variable(ds: xr.Dataset, name: str | None, key: str) -> xr.DataArray | None
     return ds[name]
 
 
-def plan(config) -> Plan:
+def plan(config, workers: int | None = None, scheduler: str | None = None) -> Plan:
     """Open and check the input, build model and template, choose the chunks.
+
+    ``workers`` and ``scheduler`` are :func:`run`'s overrides: they decide the
+    worker memory limit that bounds the default chunks.
 
     Raises
     ------
@@ -123,7 +157,9 @@ def plan(config) -> Plan:
     model, params = config.build_model(), config.build_params()
     layout = ResultLayout.from_params(params, config.output.covariance)
     dims = tuple(d for d in data.dims if d != inp.fit_dim)
-    chunks = choose_chunks(data, inp.fit_dim, len(layout.var_names), inp.chunks)
+    budget = task_budget(*worker_memory(config.cluster, workers, scheduler))
+    chunks = choose_chunks(data, inp.fit_dim, len(layout.var_names), inp.chunks,
+                           budget=budget, n_inputs=2 if inp.sigma else 1)
     grid = ChunkGrid(dims, tuple(data.sizes[d] for d in dims), chunks)
     return Plan(config, data, model, params, layout, grid)
 
@@ -139,9 +175,57 @@ def _check_aux(ds, data, inp) -> None:
                          f"(not {inp.fit_dim!r}); its dims are {list(mask.dims)}")
 
 
-def choose_chunks(data: xr.DataArray, fit_dim: str, nvar: int,
-                  given: dict | None = None) -> tuple[int, ...]:
-    """Pixel chunk sizes: ``given`` (``-1`` = whole dim) or the module's default rule."""
+def task_budget(memory_limit: int | None, threads: int = 1) -> int:
+    """Bytes one task may use: ``min(TARGET_CHUNK_BYTES, limit / (WORKER_FRACTION * threads))``."""
+    if not memory_limit:
+        return TARGET_CHUNK_BYTES
+    return max(1, min(TARGET_CHUNK_BYTES, int(memory_limit) // (WORKER_FRACTION * max(threads, 1))))
+
+
+def bytes_per_pixel(npts: int, nvar: int) -> int:
+    """Measured working set of :func:`fit_chunk` per pixel, beyond the engine's blocks."""
+    return 8 * (7 * npts + nvar * (nvar + 56))
+
+
+def block_bytes(npts: int, nvar: int) -> int:
+    """Working set per curve of one engine block (Jacobian, partials, trial residuals)."""
+    return 24 * npts * (nvar + 1)
+
+
+def task_bytes(pixels: int, npts: int, nvar: int, decode: int = 0) -> int:
+    """Estimated peak bytes of a task of ``pixels`` pixels (``decode``: native chunk bytes)."""
+    return (pixels * bytes_per_pixel(npts, nvar)
+            + min(pixels, ENGINE_BLOCK) * block_bytes(npts, nvar) + decode)
+
+
+def pixel_budget(budget: int, npts: int, nvar: int, decode: int = 0) -> int:
+    """The most pixels whose :func:`task_bytes` stay within ``budget`` (at least 1)."""
+    per, blk = bytes_per_pixel(npts, nvar), block_bytes(npts, nvar)
+    room = budget - decode
+    if room >= ENGINE_BLOCK * (per + blk):
+        return (room - ENGINE_BLOCK * blk) // per
+    return max(1, room // (per + blk))
+
+
+def choose_chunks(data: xr.DataArray, fit_dim: str, nvar: int, given: dict | None = None,
+                  *, budget: int = TARGET_CHUNK_BYTES, n_inputs: int = 1) -> tuple[int, ...]:
+    """Pixel chunk sizes: ``given`` (``-1`` = whole dim) or the module's default rule.
+
+    Parameters
+    ----------
+    data : xr.DataArray
+        The input variable (its native chunks come from dask or the encoding).
+    fit_dim : str
+        The dim each curve runs along.
+    nvar : int
+        Number of varied parameters.
+    given : dict, optional
+        ``input.chunks``; dims it names are taken as given.
+    budget : int
+        Bytes one task may use (:func:`task_budget`).
+    n_inputs : int
+        Variables read per pixel with the data's chunking (2 with sigma).
+    """
     dims = [d for d in data.dims if d != fit_dim]
     sizes = [data.sizes[d] for d in dims]
     given = dict(given or {})
@@ -150,27 +234,50 @@ def choose_chunks(data: xr.DataArray, fit_dim: str, nvar: int,
     if unknown:
         raise InputError(f"input.chunks: {sorted(unknown)} are not pixel dims of the data; "
                          f"they are {dims}")
-    budget = max(1, TARGET_CHUNK_BYTES // (8 * data.sizes[fit_dim] * (nvar + 6)))
-    chunks = _square_tile(sizes, budget)
     native = _native_chunks(data, dims)
-    out = []
-    for d, s, c, nat in zip(dims, sizes, chunks, native, strict=True):
-        if d in given:
-            out.append(s if given[d] == -1 else min(given[d], s))
-        else:
-            out.append(c if nat is None or c < nat else c - c % nat)
-    return tuple(max(1, c) for c in out)
+    fixed = {i: (s if given[d] == -1 else min(given[d], s))
+             for i, (d, s) in enumerate(zip(dims, sizes, strict=True)) if d in given}
+    npts = data.sizes[fit_dim]
+    pixels = pixel_budget(budget, npts, nvar)
+    if any(n is not None for n in native):  # room for zarr's decoded native chunks
+        decode = n_inputs * data.dtype.itemsize * npts * math.prod(
+            n or s for n, s in zip(native, sizes, strict=True))
+        decode = min(decode, budget // 2)  # a bigger native chunk is unavoidable anyway
+        small = math.prod(fixed.get(i, s) for i, s in enumerate(sizes)) > pixels
+        pixels = pixel_budget(budget, npts, nvar, decode) if small else pixels
+    for c in fixed.values():
+        pixels = max(1, pixels // c)
+    free = [i for i in range(len(dims)) if i not in fixed]
+    tile = _square_tile([sizes[i] for i in free], pixels, [native[i] for i in free])
+    fixed.update(zip(free, tile, strict=True))
+    return tuple(max(1, fixed[i]) for i in range(len(dims)))
 
 
-def _square_tile(sizes: list[int], budget: int) -> list[int]:
-    """Chunk sizes with product <= budget, as equal as the dim sizes allow."""
+def _square_tile(sizes: list[int], budget: int,
+                 native: list[int | None] | None = None) -> list[int]:
+    """Chunk sizes with product <= budget, as equal as the dim sizes allow.
+
+    With ``native`` chunk sizes, each is aligned by :func:`_align`; the budget
+    a dim leaves unused goes to the dims after it.
+    """
+    native = native or [None] * len(sizes)
     chunks = [1] * len(sizes)
     order = sorted(range(len(sizes)), key=lambda i: sizes[i])  # small dims take all first
     for k, i in enumerate(order):
         share = int(budget ** (1.0 / (len(sizes) - k)) + 1e-9)
-        chunks[i] = max(1, min(sizes[i], share))
+        chunks[i] = _align(max(1, min(sizes[i], share)), native[i], sizes[i])
         budget = max(1, budget // chunks[i])
     return chunks
+
+
+def _align(c: int, native: int | None, size: int) -> int:
+    """``c`` made a multiple (``c >= native``) or a divisor (``c < native``) of ``native``."""
+    if native is None or native <= 0 or c >= size:
+        return c
+    if c >= native:
+        return c - c % native
+    divisor = max(d for d in range(1, c + 1) if native % d == 0)
+    return divisor if 2 * divisor >= c else c
 
 
 def _native_chunks(data: xr.DataArray, dims: list[str]) -> list[int | None]:
@@ -317,7 +424,7 @@ def run(config, *, overwrite: bool = False, workers: int | None = None,
         Bad input or a store made by another config (nothing is written then).
     """
     t0 = time.perf_counter()
-    p = plan(config)
+    p = plan(config, workers, scheduler)
     _, grid = prepare_store(config, p, overwrite)
     done = store.done_keys(config.output.path)
     todo = [i for i in grid.indices() if ChunkGrid.key(i) not in done]

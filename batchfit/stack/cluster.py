@@ -21,6 +21,15 @@ kind (it is registered from the client). Measured by scripts/bench_submit.py
 on the 2-core dev machine (256x256x128 cube, 2 workers): these settings /
 dask's default = 0.95x, i.e. no difference within noise for the current LM
 kernel; the 2.6x slowdown reported for an earlier kernel did not reproduce.
+
+Worker memory
+-------------
+:func:`worker_memory` tells the chunk planner (``batchfit.pipeline``) how much
+memory one worker may use and how many tasks it runs at once: from the config
+for local clusters (``memory_limit``, or dask's ``'auto'`` share of the
+machine) and job queues (``memory`` per job split over its worker processes),
+and by asking the scheduler for the workers' ``memory_limit`` for a running
+scheduler.
 """
 
 from __future__ import annotations
@@ -144,6 +153,52 @@ def _local_cluster(cfg, workers) -> LocalCluster:
         host="127.0.0.1",
         silence_logs=logging.ERROR,
     )
+
+
+def worker_memory(cluster_cfg, workers: int | None = None,
+                  scheduler: str | None = None) -> tuple[int | None, int]:
+    """(memory limit per worker in bytes or None if unknown, threads per worker).
+
+    Parameters
+    ----------
+    cluster_cfg : object
+        The ``cluster`` section of a job config.
+    workers : int, optional
+        Overrides ``n_workers`` (unused: dask's ``'auto'`` share depends on threads).
+    scheduler : str, optional
+        Address of a running scheduler: its workers are asked (smallest limit,
+        most threads); None for the limit when it has no workers or cannot be
+        reached.
+    """
+    kind = "address" if scheduler else getattr(cluster_cfg, "kind", "local")
+    threads = getattr(cluster_cfg, "threads_per_worker", None) or 1
+    if kind == "address":
+        return _scheduler_memory(scheduler or getattr(cluster_cfg, "address", None))
+    if kind == "local":
+        from distributed.worker_memory import parse_memory_limit
+
+        # as each local worker's nanny does: 'auto' = the machine's memory * threads / cores
+        limit = getattr(cluster_cfg, "memory_limit", None) or "auto"
+        return parse_memory_limit(limit, threads, logger=logging.getLogger(__name__)), threads
+    if kind in JOBQUEUE_KINDS:
+        cores = getattr(cluster_cfg, "cores", None) or 1
+        processes = max(1, cores // threads)
+        memory = dask.utils.parse_bytes(getattr(cluster_cfg, "memory", None) or "4GiB")
+        return memory // processes, threads
+    return None, threads
+
+
+def _scheduler_memory(address, timeout: float = 10.0) -> tuple[int | None, int]:
+    if not address:
+        return None, 1
+    try:
+        with Client(address, timeout=timeout) as client:
+            info = client.scheduler_info(n_workers=-1)["workers"].values()
+    except Exception:  # unreachable now: the job itself will report it
+        return None, 1
+    limits = [w.get("memory_limit") or 0 for w in info]
+    threads = max((w.get("nthreads") or 1 for w in info), default=1)
+    return (min(limits) if limits and min(limits) > 0 else None), threads
 
 
 def _jobqueue_class(kind: str):
