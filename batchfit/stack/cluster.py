@@ -16,7 +16,9 @@ therefore removes that variable from the nanny's environment and, through
 the :class:`MallocTuning` worker plugin, sets ``M_MMAP_THRESHOLD`` to 32 MiB
 (glibc's maximum) and ``M_TRIM_THRESHOLD`` to 256 MiB at worker start with
 ``mallopt``, so temporaries can be reused from the heap while a worker still
-returns memory past 256 MiB of free heap. The plugin works on every cluster
+returns memory past 256 MiB of free heap (past 1/8 of its memory limit
+when that is smaller: a small worker must not sit above dask's pause
+threshold on freed memory). The plugin works on every cluster
 kind (it is registered from the client). Measured by scripts/bench_submit.py
 on the 2-core dev machine (256x256x128 cube, 2 workers): these settings /
 dask's default = 0.95x, i.e. no difference within noise for the current LM
@@ -53,14 +55,20 @@ TRIM_THRESHOLD = 256 * 2**20
 JOBQUEUE_KINDS = ("slurm", "pbs", "sge", "lsf")
 
 
-def tune_malloc() -> bool:
-    """Set glibc's mmap and trim thresholds for this process; False if not glibc."""
+def tune_malloc(memory_limit: int | None = None) -> bool:
+    """Set glibc's mmap and trim thresholds for this process; False if not glibc.
+
+    With a ``memory_limit``, the trim threshold is at most 1/8 of it, so a
+    small worker returns freed heap to the system instead of staying above
+    dask's pause threshold with memory it no longer uses.
+    """
     try:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:
         return False
-    ok = libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
-    return libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1 and ok
+    trim = min(TRIM_THRESHOLD, memory_limit // 8) if memory_limit else TRIM_THRESHOLD
+    ok = libc.mallopt(_M_MMAP_THRESHOLD, min(MMAP_THRESHOLD, trim)) == 1
+    return libc.mallopt(_M_TRIM_THRESHOLD, trim) == 1 and ok
 
 
 class MallocTuning(WorkerPlugin):
@@ -69,8 +77,9 @@ class MallocTuning(WorkerPlugin):
     name = "batchfit-malloc-tuning"
 
     def setup(self, worker) -> None:
-        """Tune the allocator of the worker's process."""
-        tune_malloc()
+        """Tune the allocator of the worker's process (trim bounded by its memory limit)."""
+        manager = getattr(worker, "memory_manager", None)
+        tune_malloc(getattr(manager, "memory_limit", None))
 
 
 def worker_env_config(trim_env: bool = False) -> dict:
