@@ -125,18 +125,6 @@ def test_input_errors_name_the_problem(cube_path, tmp_path, changes, match):
         pipeline.plan(make_job(cube_path, tmp_path / "o.zarr", **changes))
 
 
-def test_default_chunks_bound_the_working_set():
-    import dask.array as dsa
-
-    big = xr.DataArray(dsa.zeros((1000, 1000, 128), chunks=(100, 100, 128)),
-                       dims=("y", "x", "e"))
-    chunks = pipeline.choose_chunks(big, "e", nvar=5)
-    per_pixel = 8 * 128 * (5 + 6)
-    assert chunks[0] * chunks[1] * per_pixel <= pipeline.TARGET_CHUNK_BYTES
-    assert chunks == (77, 77)  # sqrt(64 MiB / 11 KiB); smaller than the input chunks
-    assert pipeline.choose_chunks(big, "e", 5, {"y": -1, "x": 7}) == (1000, 7)
-
-
 def test_chunk_grid_regions_cover_once():
     grid = ChunkGrid(("y", "x"), (10, 7), (4, 3))
     hits = np.zeros((10, 7), int)
