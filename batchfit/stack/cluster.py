@@ -6,23 +6,19 @@ Fits are single-threaded numpy code run in many worker processes, so every
 worker gets ``OMP_NUM_THREADS = OPENBLAS_NUM_THREADS = MKL_NUM_THREADS = 1``
 (more BLAS threads than cores only oversubscribe the machine).
 
-Memory allocation: dask's nanny sets ``MALLOC_TRIM_THRESHOLD_=65536`` in every
-worker (``distributed.nanny.pre-spawn-environ``). Setting that variable at
-all switches off glibc's dynamic mmap threshold, so each temporary array
-above 128 KiB (the Jacobian of a block is tens of MB) is a fresh ``mmap`` that
-the kernel must zero-fill and fault in page by page, and ``munmap`` on free.
-The LM kernel allocates such temporaries every iteration. batchfit
-therefore removes that variable from the nanny's environment and, through
-the :class:`MallocTuning` worker plugin, sets ``M_MMAP_THRESHOLD`` to 32 MiB
-(glibc's maximum) and ``M_TRIM_THRESHOLD`` to 256 MiB at worker start with
-``mallopt``, so temporaries can be reused from the heap while a worker still
-returns memory past 256 MiB of free heap (past 1/8 of its memory limit
-when that is smaller: a small worker must not sit above dask's pause
-threshold on freed memory). The plugin works on every cluster
-kind (it is registered from the client). Measured by scripts/bench_submit.py
-on the 2-core dev machine (256x256x128 cube, 2 workers): these settings /
-dask's default = 0.95x, i.e. no difference within noise for the current LM
-kernel; the 2.6x slowdown reported for an earlier kernel did not reproduce.
+Memory allocation: batchfit keeps dask's default, ``MALLOC_TRIM_THRESHOLD_=65536``
+in every worker's environment (``distributed.nanny.pre-spawn-environ``).
+That switches off glibc's dynamic mmap threshold, so large temporaries are
+``mmap``-ed and returned to the system on free. The alternative,
+:class:`MallocTuning` (``M_MMAP_THRESHOLD`` 32 MiB and a high
+``M_TRIM_THRESHOLD`` through ``mallopt``, so temporaries are reused from the
+heap), was measured and rejected as the default: it gave no speed-up for the
+current LM kernel (0.95x, scripts/bench_submit.py, 256x256x128 cube, 2
+workers), while a worker's resident memory grew from task to task with it
+(one worker, 256 tasks of 64x64 pixels x 128 points: 386 -> 519 MiB, against
+194 -> 245 MiB with dask's default), enough to push small workers past dask's
+pause threshold and stall a job on a cube larger than memory. It stays
+available (``make_client(..., malloc_tuning=True)``) for experiments.
 
 Worker memory
 -------------
@@ -82,11 +78,11 @@ class MallocTuning(WorkerPlugin):
         tune_malloc(getattr(manager, "memory_limit", None))
 
 
-def worker_env_config(trim_env: bool = False) -> dict:
+def worker_env_config(trim_env: bool = True) -> dict:
     """dask config for the nanny's pre-spawn environment of local workers.
 
-    ``trim_env=True`` keeps dask's ``MALLOC_TRIM_THRESHOLD_=65536`` (for benchmarks);
-    by default it is removed (None unsets it; see the module docstring).
+    ``trim_env=True`` (default) keeps dask's ``MALLOC_TRIM_THRESHOLD_=65536``;
+    ``False`` unsets it, for :class:`MallocTuning` experiments (module docstring).
     """
     env: dict = dict(THREAD_ENV)
     env["MALLOC_TRIM_THRESHOLD_"] = 65536 if trim_env else None
@@ -95,7 +91,7 @@ def worker_env_config(trim_env: bool = False) -> dict:
 
 @contextlib.contextmanager
 def make_client(cluster_cfg, workers: int | None = None, scheduler: str | None = None,
-                malloc_tuning: bool = True) -> Iterator[Client]:
+                malloc_tuning: bool = False) -> Iterator[Client]:
     """A connected ``distributed.Client`` for a job; closes what it started.
 
     Parameters
@@ -109,14 +105,15 @@ def make_client(cluster_cfg, workers: int | None = None, scheduler: str | None =
     scheduler : str, optional
         Address of a running scheduler; overrides the kind.
     malloc_tuning : bool
-        Register :class:`MallocTuning` on the workers.
+        Register :class:`MallocTuning` on the workers and unset dask's
+        ``MALLOC_TRIM_THRESHOLD_`` (off by default; see the module docstring).
 
     Yields
     ------
     distributed.Client
     """
     with contextlib.ExitStack() as stack:
-        stack.enter_context(dask.config.set(worker_env_config()))
+        stack.enter_context(dask.config.set(worker_env_config(trim_env=not malloc_tuning)))
         client = stack.enter_context(_open_client(cluster_cfg, workers, scheduler))
         if malloc_tuning:
             client.register_plugin(MallocTuning())
