@@ -169,3 +169,26 @@ def test_demo_as_a_user_runs_it(tmp_path):
     pull = (ds["p1_center"] - truth["truth_p1_center"]) / ds["p1_center_stderr"]
     assert float(np.abs(pull).load().median()) < 1.5  # about 0.67 if stderr is right
     assert (tmp_path / "d" / "report" / "p1_center.png").stat().st_size > 10_000
+
+
+def test_expression_model_runs_on_the_workers_and_matches_the_builtin(job, capsys):
+    """An expression-string model travels to the workers as text and gives the built-in's fit."""
+    import copy
+
+    builtin = copy.deepcopy(GOOD)
+    builtin["guess"] = False
+    builtin["parameters"] = {"p1_amplitude": {"value": 8.0}, "p1_center": {"value": 0.0},
+                             "p1_sigma": {"value": 1.0, "min": 0.05},
+                             "bg_slope": {"value": 0.0}, "bg_intercept": {"value": 1.0}}
+    expr = copy.deepcopy(builtin)
+    expr["model"] = {"expression": "p1_amplitude * exp(-(x - p1_center)**2 / (2 * p1_sigma**2))"
+                                   " / (p1_sigma * sqrt(2 * pi)) + bg_slope * x + bg_intercept"}
+    expr["output"] = {"path": "out/expr.zarr"}
+    assert main(["submit", str(write(job, builtin)), "--quiet"]) == 0
+    assert main(["submit", str(write(job, expr)), "--quiet"]) == 0
+    a = xr.open_zarr(job / "out" / "results.zarr")
+    b = xr.open_zarr(job / "out" / "expr.zarr")
+    assert bool(b["success"].all())
+    for name in ("p1_amplitude", "p1_center", "p1_sigma", "bg_slope", "bg_intercept"):
+        diff = np.abs(a[name] - b[name]) / a[f"{name}_stderr"]
+        assert float(diff.max()) < 1e-3, name
