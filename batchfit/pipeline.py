@@ -58,7 +58,7 @@ import yaml
 from batchfit.errors import InputError, StoreError
 from batchfit.stack import refit, store
 from batchfit.stack.apply import fit
-from batchfit.stack.cluster import worker_memory
+from batchfit.stack.cluster import release_memory, worker_memory
 from batchfit.stack.layout import ResultLayout
 from batchfit.stack.store import ChunkGrid
 from batchfit.status import Status
@@ -382,6 +382,8 @@ def fit_chunk(task: dict) -> dict:
                "fitted": int(res["status"].size - codes[Status.MASKED]),
                "counts": {str(int(c)): int(n) for c, n in enumerate(codes) if n}}
     store.mark_done(task["output"], tuple(task["index"]), summary)
+    del res, data, sigma, mask
+    release_memory()
     return summary
 
 
