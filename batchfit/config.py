@@ -409,6 +409,7 @@ def load_config(path: str | os.PathLike) -> JobConfig:
     path = Path(path)
     text = _read_text(path)
     try:
+        _reject_aliases(path, text)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(_yaml_message(path, exc)) from None
@@ -548,15 +549,30 @@ _SECTION_NAMES = frozenset(JobConfig.model_fields)
 # ---------------------------------------------------------------- YAML
 
 
+MAX_CONFIG_BYTES = 1 << 20
+
+
 def _read_text(path: Path) -> str:
     if not path.exists():
         raise ConfigError(f"{path}: config file not found")
     if path.is_dir():
         raise ConfigError(f"{path}: is a folder, expected a YAML config file")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES} bytes; a job config is a "
+                          "short YAML file (data belongs in the input store)")
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read the config: {exc}") from None
+
+
+def _reject_aliases(path: Path, text: str) -> None:
+    """Refuse YAML aliases: a few nested ``*refs`` expand exponentially (a "YAML bomb")."""
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent):
+            line = event.start_mark.line + 1
+            raise ConfigError(f"{path}:{line}: YAML aliases (*{event.anchor}) are not "
+                              "supported in job configs; write the values out")
 
 
 def _yaml_message(path: Path, exc: yaml.YAMLError) -> str:

@@ -103,6 +103,9 @@ BAD = {
     "yaml syntax error": ("input: [unclosed\n", "job.yaml"),
     "empty file": ("", "empty"),
     "anneal without bounds": (edited("fit", {"engine": "anneal"}), "anneal"),
+    "yaml alias bomb": ("a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a]\n"
+                        "c: &c [*b, *b, *b, *b, *b]\nmodel: {components: *c}\n", "aliases"),
+    "huge file": ("# padding\n" * 200_000, "larger than"),
 }
 
 
