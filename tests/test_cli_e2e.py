@@ -195,3 +195,24 @@ def test_expression_model_runs_on_the_workers_and_matches_the_builtin(job, capsy
     for name in ("p1_amplitude", "p1_center", "p1_sigma", "bg_slope", "bg_intercept"):
         diff = np.abs(a[name] - b[name]) / a[f"{name}_stderr"]
         assert float(diff.max()) < 1e-3, name
+
+
+def test_overwrite_never_deletes_what_is_not_a_batchfit_store(job, capsys):
+    """``--overwrite`` replaces an earlier result store, never a folder of other data."""
+    (job / "out" / "notes.txt").write_text("precious")
+    cfg = edited("output.path", "out")
+    path = write(job, cfg)
+    before = tree_digest(job)
+    assert main(["submit", str(path), "--overwrite", "--quiet"]) == 2
+    assert "not a batchfit store" in capsys.readouterr().err
+    assert tree_digest(job) == before
+
+
+def test_overwrite_replaces_a_store_made_by_another_config(job, capsys):
+    path = write(job, GOOD)
+    assert main(["submit", str(path), "--quiet"]) == 0
+    other = edited("parameters.p1_sigma", {"value": 1.5, "min": 0.05})
+    path = write(job, other)
+    assert main(["submit", str(path), "--quiet"]) == 2  # refused without --overwrite
+    assert main(["submit", str(path), "--overwrite", "--quiet"]) == 0
+    assert bool(xr.open_zarr(job / "out" / "results.zarr")["success"].all())

@@ -123,9 +123,16 @@ def prepare(path, fingerprint: str, overwrite: bool, create) -> str:
 def check_reusable(path, fingerprint: str, overwrite: bool) -> None:
     """Raise StoreError if a job with ``fingerprint`` may not use ``path``."""
     path = Path(path)
-    if overwrite or not path.exists() or (path.is_dir() and not any(path.iterdir())):
+    if not path.exists() or (path.is_dir() and not any(path.iterdir())):
         return
     found = read_fingerprint(path)
+    if overwrite:
+        # --overwrite replaces batchfit stores (even half-created ones), never other data.
+        if found is None and not _markers(path).is_dir():
+            raise StoreError(f"output {str(path)!r} exists and is not a batchfit store; "
+                             "refusing to delete it even with --overwrite. Choose another "
+                             "output.path")
+        return
     if found == fingerprint:
         return
     what = ("was made by a different config (fingerprint "

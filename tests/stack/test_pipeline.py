@@ -105,13 +105,15 @@ def test_validate_writes_nothing(cube_path, tmp_path):
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
-def test_overwrite_replaces_a_foreign_store(cube_path, tmp_path):
+def test_foreign_store_is_never_deleted_even_with_overwrite(cube_path, tmp_path):
+    """--overwrite replaces batchfit stores only: other data at output.path is left alone."""
     out = tmp_path / "res.zarr"
-    xr.Dataset({"a": ("q", np.zeros(3))}).to_zarr(out, zarr_format=3, consolidated=False)
+    xr.Dataset({"a": ("q", np.arange(3.0))}).to_zarr(out, zarr_format=3, consolidated=False)
     job = make_job(cube_path, out, input__chunks={"y": 12, "x": 10})
-    with pytest.raises(StoreError, match="not a batchfit store"):
-        pipeline.run(job, quiet=True)
-    assert pipeline.run(job, overwrite=True, quiet=True, workers=1).n_success == 118
+    for overwrite in (False, True):
+        with pytest.raises(StoreError, match="not a batchfit store"):
+            pipeline.run(job, overwrite=overwrite, quiet=True)
+    np.testing.assert_array_equal(xr.open_zarr(out, consolidated=False)["a"], np.arange(3.0))
 
 
 @pytest.mark.parametrize(("changes", "match"), [
