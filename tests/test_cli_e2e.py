@@ -216,3 +216,18 @@ def test_overwrite_replaces_a_store_made_by_another_config(job, capsys):
     assert main(["submit", str(path), "--quiet"]) == 2  # refused without --overwrite
     assert main(["submit", str(path), "--overwrite", "--quiet"]) == 0
     assert bool(xr.open_zarr(job / "out" / "results.zarr")["success"].all())
+
+
+def test_netcdf_input_gives_the_same_store_as_zarr(job, cube_dir, capsys):
+    """A netCDF copy of the cube (h5netcdf) fits to the same maps as the zarr cube."""
+    cube = xr.open_zarr(cube_dir / "cube.zarr", consolidated=False).load()
+    cube.to_netcdf(job / "cube.nc", engine="h5netcdf")  # netCDF4 (HDF5)
+    zarr_cfg = edited("output.path", "out/from_zarr.zarr")
+    nc_cfg = edited("input.path", "cube.nc")
+    nc_cfg["output"]["path"] = "out/from_nc.zarr"
+    for cfg in (zarr_cfg, nc_cfg):
+        assert main(["submit", str(write(job, cfg)), "--quiet"]) == 0
+    a = xr.open_zarr(job / "out" / "from_zarr.zarr")
+    b = xr.open_zarr(job / "out" / "from_nc.zarr")
+    for name in ("p1_center", "p1_center_stderr", "redchi", "status"):
+        np.testing.assert_array_equal(a[name].values, b[name].values)
