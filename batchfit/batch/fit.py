@@ -9,6 +9,8 @@ propagated. A bad curve is a status code, never an exception.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from batchfit.batch import lm
@@ -142,7 +144,9 @@ def _classify(y, w, mask, nvar, result):
         used = w > 0
         ndata = used.sum(axis=1)
         yu = np.where(used, y, np.nan)
-        with np.errstate(all="ignore"), _quiet():
+        # All-NaN rows are bad data, not news: silence nanmax/nanmin's RuntimeWarning.
+        quiet = warnings.catch_warnings(action="ignore", category=RuntimeWarning)
+        with np.errstate(all="ignore"), quiet:
             span = np.nanmax(yu, axis=1) - np.nanmin(yu, axis=1)
     bad = (ndata < max(nvar, 1)) | ~(span > 0)
     result.ndata[:] = ndata
@@ -158,18 +162,6 @@ def _unit(w) -> bool:
 
 def _rows(a, todo):
     return a if todo.size == a.shape[0] else a[todo]
-
-
-class _quiet:
-    def __enter__(self):
-        import warnings
-
-        self._w = warnings.catch_warnings()
-        self._w.__enter__()
-        warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc):
-        return self._w.__exit__(*exc)
 
 
 class _Problem:

@@ -34,17 +34,15 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import shutil
 import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import xarray as xr
 import zarr
 
-from batchfit.stack.store import MARKER_DIR, ChunkGrid
+from batchfit.stack.store import ChunkGrid, atomic_write, markers
 from batchfit.status import Status
 
 REFIT_DIR = "refit"
@@ -56,24 +54,13 @@ NOT_CANDIDATES = (Status.MASKED, Status.BAD_DATA, Status.NOT_RUN)
 # ------------------------------------------------------------------ markers
 
 
-def _root(path) -> Path:
-    return Path(path) / MARKER_DIR
-
-
-def _atomic_write(target: Path, text: str) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, target)
-
-
 def is_done(path) -> bool:
     """True when the refit pass of the store at ``path`` has finished."""
-    return (_root(path) / DONE_MARKER).exists()
+    return (markers(path) / DONE_MARKER).exists()
 
 
 def _done_summaries(path) -> dict[str, dict]:
-    folder = _root(path) / REFIT_DIR / "done"
+    folder = markers(path) / REFIT_DIR / "done"
     if not folder.is_dir():
         return {}
     return {p.name: json.loads(p.read_text()) for p in folder.iterdir()
@@ -166,7 +153,7 @@ def _plan_chunk(group, grid: ChunkGrid, index, var_names) -> dict | None:
 
 def make_plan(path, grid: ChunkGrid, var_names) -> list[dict]:
     """Read (or make and save) the refit plans of every chunk with candidates."""
-    folder = _root(path) / REFIT_DIR
+    folder = markers(path) / REFIT_DIR
     if (folder / "planned").exists():
         return [json.loads(p.read_text()) for p in sorted((folder / "plan").iterdir())
                 if not p.name.startswith(".")]
@@ -175,9 +162,9 @@ def make_plan(path, grid: ChunkGrid, var_names) -> list[dict]:
     group = zarr.open_group(str(path), mode="r", use_consolidated=False)
     plans = [p for i in grid.indices() if (p := _plan_chunk(group, grid, i, var_names))]
     for p in plans:
-        _atomic_write(folder / "plan" / f"{ChunkGrid.key(tuple(p['index']))}.json",
+        atomic_write(folder / "plan" / f"{ChunkGrid.key(tuple(p['index']))}.json",
                       json.dumps(p))
-    _atomic_write(folder / "planned", str(len(plans)))
+    atomic_write(folder / "planned", str(len(plans)))
     return plans
 
 
@@ -224,7 +211,7 @@ def refit_chunk(task: dict) -> dict:
         _write_pixels(task["output"], res, region, improved)
     summary = {"index": task["index"], "candidates": plan["candidates"],
                "refitted": int(rows.size), "improved": int(improved.sum())}
-    _atomic_write(_root(task["output"]) / REFIT_DIR / "done" / ChunkGrid.key(
+    atomic_write(markers(task["output"]) / REFIT_DIR / "done" / ChunkGrid.key(
         tuple(task["index"])), json.dumps(summary, sort_keys=True))
     return summary
 
@@ -275,5 +262,5 @@ def execute(client, path, var_names, grid: ChunkGrid, make_task, quiet: bool = T
         for fut in client.map(refit_chunk, tasks, key=keys, retries=1):
             fut.result()
     totals = counts(path)
-    _atomic_write(_root(path) / DONE_MARKER, json.dumps(totals, sort_keys=True))
+    atomic_write(markers(path) / DONE_MARKER, json.dumps(totals, sort_keys=True))
     return {**totals, "chunks_computed": len(tasks)}

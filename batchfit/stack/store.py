@@ -72,13 +72,14 @@ class ChunkGrid:
         return "_".join(str(i) for i in index)
 
 
-def _markers(path: Path) -> Path:
+def markers(path) -> Path:
+    """The folder of a store's bookkeeping files (created, done and refit markers)."""
     return Path(path) / MARKER_DIR
 
 
 def is_complete(path) -> bool:
     """True when a store at ``path`` was fully created (its layout is usable)."""
-    return (_markers(path) / "created").exists()
+    return (markers(path) / "created").exists()
 
 
 def read_fingerprint(path) -> str | None:
@@ -115,8 +116,8 @@ def prepare(path, fingerprint: str, overwrite: bool, create) -> str:
         return "resumed"
     _remove(path)
     create(path)
-    _markers(path).mkdir(parents=True, exist_ok=True)
-    _atomic_write(_markers(path) / "created", fingerprint)
+    markers(path).mkdir(parents=True, exist_ok=True)
+    atomic_write(markers(path) / "created", fingerprint)
     return "created"
 
 
@@ -128,7 +129,7 @@ def check_reusable(path, fingerprint: str, overwrite: bool) -> None:
     found = read_fingerprint(path)
     if overwrite:
         # --overwrite replaces batchfit stores (even half-created ones), never other data.
-        if found is None and not _markers(path).is_dir():
+        if found is None and not markers(path).is_dir():
             raise StoreError(f"output {str(path)!r} exists and is not a batchfit store; "
                              "refusing to delete it even with --overwrite. Choose another "
                              "output.path")
@@ -189,20 +190,22 @@ def write_region(path, ds: xr.Dataset, region: Mapping[str, slice]) -> None:
 
 def mark_done(path, index: tuple[int, ...], summary: Mapping) -> None:
     """Record chunk ``index`` as finished; call only after its data is written."""
-    done = _markers(path) / "done"
+    done = markers(path) / "done"
     done.mkdir(parents=True, exist_ok=True)
-    _atomic_write(done / ChunkGrid.key(index), json.dumps(summary, sort_keys=True))
+    atomic_write(done / ChunkGrid.key(index), json.dumps(summary, sort_keys=True))
 
 
 def done_keys(path) -> set[str]:
     """Marker names of the finished chunks."""
-    done = _markers(path) / "done"
+    done = markers(path) / "done"
     if not done.is_dir():
         return set()
     return {p.name for p in done.iterdir() if not p.name.startswith(".")}
 
 
-def _atomic_write(target: Path, text: str) -> None:
+def atomic_write(target: Path, text: str) -> None:
+    """Write ``text`` to ``target`` so that readers see all of it or nothing."""
+    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     tmp.write_text(text)
     os.replace(tmp, target)
