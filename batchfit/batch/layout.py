@@ -13,7 +13,6 @@ from batchfit.core.bounds import Bounds
 from batchfit.core.expr import TieSet
 from batchfit.core.minimizer import _check_parameter
 from batchfit.core.parameter import Parameters
-from batchfit.core.stats import EPS
 from batchfit.errors import ParameterError
 
 
@@ -83,15 +82,7 @@ class Layout:
         """
         if not self.ties:
             return {}
-        grads = {name: np.zeros((ext.shape[0], self.nvar)) for name in self.ties.order}
-        for j in range(self.nvar):
-            h = EPS ** (1.0 / 3.0) * np.maximum(np.abs(ext[:, j]), 1e-12)
-            up, dn = ext.copy(), ext.copy()
-            up[:, j] += h
-            dn[:, j] -= h
-            vu, vd = self.values(up), self.values(dn)
-            step = (up[:, j] - dn[:, j])
-            for name in self.ties.order:
-                diff = np.asarray(vu[name], dtype=float) - np.asarray(vd[name], dtype=float)
-                grads[name][:, j] = np.broadcast_to(diff.reshape(-1), (ext.shape[0],)) / step
-        return grads
+        m = ext.shape[0]
+        grads = self.ties.gradients(self.values(ext), self.var_names,
+                                    np.maximum(np.abs(ext), 1e-12))
+        return {name: g.reshape(m, self.nvar) for name, g in grads.items()}

@@ -30,6 +30,7 @@ from batchfit.errors import ExpressionError
 
 MAX_LENGTH = 2000
 MAX_NODES = 2000
+_FD_STEP = np.finfo(float).eps ** (1.0 / 3.0)  # central differences of tie expressions
 CONSTANTS = {"pi": math.pi, "e": math.e, "inf": math.inf, "nan": math.nan}
 
 
@@ -410,6 +411,35 @@ class TieSet:
 
     def __bool__(self):
         return bool(self.exprs)
+
+    def gradients(self, values: Mapping, var_names, scale) -> dict:
+        """d(tied)/d(varied) by central differences: tied name -> array ``(..., k)``.
+
+        Only the (cheap) expressions are evaluated, never a model.
+
+        Parameters
+        ----------
+        values : mapping
+            Every parameter's value: floats (one fit) or arrays of one shape (a batch).
+        var_names : sequence of str
+            The ``k`` varied parameters to differentiate by.
+        scale : array_like, shape (..., k)
+            Typical magnitude of each varied value; the step is ``eps**(1/3) * scale``.
+        """
+        scale = np.asarray(scale, dtype=float)
+        cols = {name: [] for name in self.order}
+        for j, var in enumerate(var_names):
+            v = np.asarray(values[var], dtype=float)
+            h = _FD_STEP * np.reshape(scale[..., j], v.shape)
+            up, dn = dict(values), dict(values)
+            up[var], dn[var] = v + h, v - h
+            up, dn = self.apply(up), self.apply(dn)
+            for name in self.order:
+                diff = np.asarray(up[name], dtype=float) - np.asarray(dn[name], dtype=float)
+                cols[name].append(np.broadcast_to(diff / ((v + h) - (v - h)), v.shape))
+        if not var_names:
+            return {name: np.zeros(scale.shape) for name in self.order}
+        return {name: np.stack(c, axis=-1) for name, c in cols.items()}
 
     def apply(self, values: dict) -> dict:
         """Set every tied value in ``values`` (in place) from the others; return it."""

@@ -316,15 +316,8 @@ class Minimizer:
         if not self._ties:
             return
         best = np.array([p.value for p in self._vars])
-        base = self.params.valuesdict()
-        grads = {name: np.zeros(self.nvarys) for name in self._ties.order}
-        for j, (v, s) in enumerate(zip(best, sd, strict=False)):
-            h = stats.EPS ** (1.0 / 3.0) * max(abs(v), s, 1e-300)
-            up, dn = dict(base), dict(base)
-            up[self.var_names[j]], dn[self.var_names[j]] = v + h, v - h
-            up, dn = self._ties.apply(up), self._ties.apply(dn)
-            for name in self._ties.order:
-                grads[name][j] = (float(up[name]) - float(dn[name])) / (2 * h)
+        scale = np.maximum(np.maximum(np.abs(best), sd), 1e-300)
+        grads = self._ties.gradients(self.params.valuesdict(), self.var_names, scale)
         for name, g in grads.items():
             self.params[name].stderr = stats.propagate(g, self.covar)
 
