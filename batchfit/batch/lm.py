@@ -69,7 +69,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from batchfit.batch.linalg import gram_columns
-from batchfit.batch.lm_eval import EvaluateFn, JacFn, ResidFn, evaluate_checked, evaluator
+from batchfit.batch.lm_eval import (
+    EvaluateFn,
+    JacFn,
+    ResidFn,
+    evaluate_checked,
+    evaluator,
+    final_jacobian,
+)
 from batchfit.batch.lm_rules import (
     ACCEPT_RATIO,
     RUNAWAY,
@@ -80,8 +87,7 @@ from batchfit.batch.lm_rules import (
     gain_ratio,
     update_damping,
 )
-from batchfit.batch.lm_state import LMState, Step, damped_step, free_mask, linearize
-from batchfit.status import Status
+from batchfit.batch.lm_state import LMOutput, LMState, Step, damped_step, free_mask, linearize
 
 __all__ = ["BLOCK_SIZE", "LMResult", "solve"]
 
@@ -242,11 +248,11 @@ def solve(
         tol=Tolerances.make(ftol, xtol, gtol, 200 * (k + 1) if max_nfev is None else max_nfev),
         rel_step=np.sqrt(EPS) if diff_step is None else float(diff_step),
         gram=bool(return_gram), resid=bool(return_resid or return_jac))
-    out = _Output.allocate(n, k, opts)
+    out = LMOutput.allocate(n, k, opts.gram, opts.resid)
     _run(opts, theta0, lo, hi, out, max(int(block_size), 1))
     if return_jac:
-        out.jac = _final_jacobian(opts, out)
-    result = out.result()
+        out.jac = final_jacobian(opts.evaluate, out.theta, out.cost, out.resid, opts.rel_step)
+    result = LMResult(*out.fields())
     if not return_resid:
         result.resid_at_solution = None
     return result
@@ -267,44 +273,7 @@ def _inputs(theta0, lower, upper):
     return np.clip(theta0, lo, hi), lo, hi
 
 
-@dataclass
-class _Output:
-    """Result arrays for all curves, written as curves stop."""
-
-    theta: np.ndarray
-    cost: np.ndarray
-    nfev: np.ndarray
-    status: np.ndarray
-    niter: np.ndarray
-    resid: np.ndarray | None
-    gram: np.ndarray | None
-    keep_resid: bool
-    jac: np.ndarray | None = None
-
-    @classmethod
-    def allocate(cls, n: int, k: int, opts: _Options) -> _Output:
-        return cls(theta=np.empty((n, k)), cost=np.empty(n), nfev=np.zeros(n, dtype=np.int32),
-                   status=np.full(n, Status.NOT_RUN, dtype=np.int8),
-                   niter=np.zeros(n, dtype=np.int32), resid=None,
-                   gram=np.full((n, k, k), np.nan) if opts.gram else None,
-                   keep_resid=opts.resid)
-
-    def start(self, idx, theta, r, cost) -> None:
-        """Record the starting evaluation of curves `idx`."""
-        if self.keep_resid and self.resid is None:
-            self.resid = np.empty((self.theta.shape[0], r.shape[1]))
-        if self.resid is not None:
-            self.resid[idx] = r
-        self.theta[idx], self.cost[idx], self.nfev[idx] = theta, cost, 1
-        self.status[idx] = Status.MODEL_ERROR  # until the curve iterates and stops
-
-    def result(self) -> LMResult:
-        resid = self.resid if self.resid is not None else np.empty((self.theta.shape[0], 0))
-        return LMResult(self.theta, self.cost, self.nfev, self.status, self.niter, self.jac,
-                        resid, self.gram)
-
-
-def _run(opts: _Options, theta0, lo, hi, out: _Output, pool: int) -> None:
+def _run(opts: _Options, theta0, lo, hi, out: LMOutput, pool: int) -> None:
     """Iterate all curves in one pool of at most `pool`, refilled when half have stopped."""
     n, nxt = theta0.shape[0], 0
     state: LMState | None = None
@@ -326,7 +295,7 @@ def _normal(cols, r):
         return gram_columns(cols, r)
 
 
-def _init(opts: _Options, theta0, idx, lo, hi, out: _Output) -> LMState:
+def _init(opts: _Options, theta0, idx, lo, hi, out: LMOutput) -> LMState:
     """Evaluate the starting points; return the state of the curves that go on."""
     r, columns, cost = evaluate_checked(opts.evaluate, theta0, idx)
     out.start(idx, theta0, r, cost)
@@ -346,7 +315,7 @@ def _point_status(opts: _Options, state: LMState, rows, jac_ok) -> np.ndarray:
                                state.d2[rows], free, jac_ok, opts.tol.gtol)
 
 
-def _step(opts: _Options, state: LMState, out: _Output) -> LMState:
+def _step(opts: _Options, state: LMState, out: LMOutput) -> LMState:
     """One damped step for every curve of `state`; return the curves that go on."""
     step = damped_step(state)
     out.niter[state.idx] += 1
@@ -362,7 +331,7 @@ def _step(opts: _Options, state: LMState, out: _Output) -> LMState:
     return _retire(state, out, status)
 
 
-def _judge(state: LMState, step: Step, ev, cost_t, out: _Output) -> TrialReport:
+def _judge(state: LMState, step: Step, ev, cost_t, out: LMOutput) -> TrialReport:
     """Gain ratio, acceptance and damping of the evaluated trials; updates `state`."""
     m = state.size
     actred, prered, ratio = np.full(m, np.nan), np.full(m, np.nan), np.full(m, np.nan)
@@ -387,7 +356,7 @@ def _judge(state: LMState, step: Step, ev, cost_t, out: _Output) -> TrialReport:
                        nfail=state.nfail)
 
 
-def _relinearize(opts, state: LMState, out: _Output, status, accepted, ev, r, columns):
+def _relinearize(opts, state: LMState, out: LMOutput, status, accepted, ev, r, columns):
     """New Jacobian at accepted points: for curves that go on, and for ``J^T J`` kept."""
     going = status < 0
     need = np.flatnonzero(accepted & (going | opts.gram))
@@ -406,7 +375,7 @@ def _relinearize(opts, state: LMState, out: _Output, status, accepted, ev, r, co
         status[rows] = _point_status(opts, state, rows, jac_ok)
 
 
-def _retire(state: LMState, out: _Output, status: np.ndarray) -> LMState:
+def _retire(state: LMState, out: LMOutput, status: np.ndarray) -> LMState:
     """Write finished curves to `out` and drop them from the state."""
     done = status >= 0
     if not done.any():
@@ -417,18 +386,3 @@ def _retire(state: LMState, out: _Output, status: np.ndarray) -> LMState:
     if out.gram is not None:
         out.gram[idx] = state.a[done]
     return state.take(~done)
-
-
-def _final_jacobian(opts: _Options, out: _Output) -> np.ndarray:
-    """Fresh Jacobian at every final theta; NaN where the start was bad."""
-    n, k = out.theta.shape
-    npts = 0 if out.resid is None else out.resid.shape[1]
-    jac = np.full((n, npts, k), np.nan)
-    good = np.flatnonzero(np.isfinite(out.cost))
-    for start in range(0, good.size, BLOCK_SIZE):
-        rows = good[start : start + BLOCK_SIZE]
-        _, columns, _ = evaluate_checked(opts.evaluate, out.theta[rows], rows)
-        cols, _ = columns(np.arange(rows.size), opts.rel_step)
-        for j, col in enumerate(cols):
-            jac[rows, :, j] = col
-    return jac

@@ -12,7 +12,10 @@ from collections.abc import Callable
 import numpy as np
 
 __all__ = ["ColumnsFn", "EvaluateFn", "JacFn", "ResidFn", "evaluate_checked", "evaluator",
-           "sumsq"]
+           "final_jacobian", "sumsq"]
+
+BLOCK = 512
+"""Curves per call when evaluating the final Jacobians."""
 
 ResidFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 JacFn = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
@@ -107,3 +110,25 @@ def evaluate_checked(evaluate: EvaluateFn, theta: np.ndarray, idx: np.ndarray):
             f"evaluate's cost must have shape ({theta.shape[0]},); got {np.shape(out[2])}")
     with np.errstate(invalid="ignore"):
         return r, out[1], np.where(np.isfinite(r).all(axis=1), cost, np.nan)
+
+
+def final_jacobian(evaluate: EvaluateFn, theta: np.ndarray, cost: np.ndarray,
+                   resid: np.ndarray | None, rel_step: float) -> np.ndarray:
+    """Fresh Jacobian at every row of `theta`; NaN where `cost` is not finite.
+
+    Returns
+    -------
+    jac : ndarray, shape (n, npts, k)
+        ``npts`` from `resid` (0 when it is None).
+    """
+    n, k = theta.shape
+    npts = 0 if resid is None else resid.shape[1]
+    jac = np.full((n, npts, k), np.nan)
+    good = np.flatnonzero(np.isfinite(cost))
+    for start in range(0, good.size, BLOCK):
+        rows = good[start : start + BLOCK]
+        _, columns, _ = evaluate_checked(evaluate, theta[rows], rows)
+        cols, _ = columns(np.arange(rows.size), rel_step)
+        for j, col in enumerate(cols):
+            jac[rows, :, j] = col
+    return jac

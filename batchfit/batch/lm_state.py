@@ -13,8 +13,9 @@ import numpy as np
 
 from batchfit.batch.linalg import cho_solve_t, cholesky_t
 from batchfit.batch.lm_rules import MU_START
+from batchfit.status import Status
 
-__all__ = ["LMState", "Step", "damped_step", "free_mask", "linearize"]
+__all__ = ["LMOutput", "LMState", "Step", "damped_step", "free_mask", "linearize"]
 
 
 @dataclass
@@ -83,6 +84,44 @@ class LMState:
         return LMState(**{f.name: np.concatenate([getattr(self, f.name),
                                                   getattr(other, f.name)])
                           for f in fields(self)})
+
+
+@dataclass
+class LMOutput:
+    """Result arrays for all curves, written as curves stop."""
+
+    theta: np.ndarray
+    cost: np.ndarray
+    nfev: np.ndarray
+    status: np.ndarray
+    niter: np.ndarray
+    resid: np.ndarray | None
+    gram: np.ndarray | None
+    keep_resid: bool
+    jac: np.ndarray | None = None
+
+    @classmethod
+    def allocate(cls, n: int, k: int, gram: bool, resid: bool) -> LMOutput:
+        """Arrays for `n` curves of `k` parameters; keep ``J^T J`` and residuals if asked."""
+        return cls(theta=np.empty((n, k)), cost=np.empty(n), nfev=np.zeros(n, dtype=np.int32),
+                   status=np.full(n, Status.NOT_RUN, dtype=np.int8),
+                   niter=np.zeros(n, dtype=np.int32), resid=None,
+                   gram=np.full((n, k, k), np.nan) if gram else None, keep_resid=resid)
+
+    def start(self, idx, theta, r, cost) -> None:
+        """Record the starting evaluation of curves `idx`."""
+        if self.keep_resid and self.resid is None:
+            self.resid = np.empty((self.theta.shape[0], r.shape[1]))
+        if self.resid is not None:
+            self.resid[idx] = r
+        self.theta[idx], self.cost[idx], self.nfev[idx] = theta, cost, 1
+        self.status[idx] = Status.MODEL_ERROR  # until the curve iterates and stops
+
+    def fields(self) -> tuple:
+        """``theta, cost, nfev, status, niter, jac, resid, gram`` (resid never None)."""
+        resid = self.resid if self.resid is not None else np.empty((self.theta.shape[0], 0))
+        return (self.theta, self.cost, self.nfev, self.status, self.niter, self.jac, resid,
+                self.gram)
 
 
 def free_mask(theta, g, lo, hi) -> np.ndarray:
