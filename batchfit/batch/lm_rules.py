@@ -131,7 +131,8 @@ def update_damping(mu: np.ndarray, nu: np.ndarray, accepted: np.ndarray, ratio: 
         New arrays; the inputs are not modified.
     """
     with np.errstate(invalid="ignore"):
-        shrink = np.maximum(1.0 / 3.0, 1.0 - (2.0 * np.where(accepted, ratio, 1.0) - 1.0) ** 3)
+        t = 2.0 * np.where(accepted, ratio, 1.0) - 1.0
+        shrink = np.maximum(1.0 / 3.0, 1.0 - t * t * t)
     mu = np.clip(np.where(accepted, mu * shrink, mu * nu), MU_MIN, MU_MAX)
     nu = np.where(accepted, 2.0, np.minimum(2.0 * nu, NU_MAX))
     return mu, nu

@@ -182,9 +182,9 @@ def damped_step(state: LMState) -> Step:
     pnorm2 = _dot_t(ps, ps)
     pred = state.mu * pnorm2 - _dot_t(ps, gs)  # = |r|^2 - |r + J p|^2
     p = (ps * dinv).T
-    trial = state.theta + p
-    np.clip(trial, state.lo, state.hi, out=trial)
-    clipped = np.flatnonzero(np.any(trial != state.theta + p, axis=1) & ok)
+    free_step = state.theta + p
+    trial = np.clip(free_step, state.lo, state.hi)
+    clipped = np.flatnonzero(np.any(trial != free_step, axis=1) & ok)
     step_norm = np.sqrt(pnorm2)
     if clipped.size:
         _projected(state, trial, clipped, step_norm, pred)
