@@ -25,6 +25,7 @@ __all__ = [
     "gram",
     "gram_columns",
     "solve_spd",
+    "solve_stack",
 ]
 
 COVAR_RTOL = 1e-10
@@ -316,3 +317,42 @@ def covariance_from_gram(a: np.ndarray, rtol: float = COVAR_RTOL,
     cov *= scale[:, :, None] * scale[:, None, :]
     cov[~(ok & np.all(np.isfinite(cov), axis=(1, 2)))] = np.nan
     return cov
+
+
+def solve_stack(a: np.ndarray, b: np.ndarray):
+    """Solve ``a x = b`` for a stack of small systems with one LAPACK call per matrix.
+
+    The Python cost does not grow with ``k``; each row's result is that of
+    ``np.linalg.solve`` on that row alone, whatever the stack.
+
+    Parameters
+    ----------
+    a : ndarray, shape (n, k, k)
+    b : ndarray, shape (n, k)
+
+    Returns
+    -------
+    x : ndarray, shape (n, k)
+        NaN in rows that are not finite or are singular.
+    ok : ndarray of bool, shape (n,)
+    """
+    ok = np.isfinite(a).all(axis=(1, 2)) & np.isfinite(b).all(axis=1)
+    if not ok.all():  # stand-ins, so that one bad row cannot fail the stack
+        a = np.where(ok[:, None, None], a, np.eye(a.shape[-1]))
+        b = np.where(ok[:, None], b, 0.0)
+    try:
+        x = np.linalg.solve(a, b[:, :, None])[:, :, 0]
+    except np.linalg.LinAlgError:  # an exactly singular row: solve row by row
+        x = np.array([_solve_one(ai, bi) for ai, bi in zip(a, b, strict=True)])
+        x = x.reshape(b.shape)
+    with np.errstate(invalid="ignore"):
+        ok &= np.isfinite(x).all(axis=1)
+    x[~ok] = np.nan
+    return x, ok
+
+
+def _solve_one(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    try:
+        return np.linalg.solve(a[None], b[None, :, None])[0, :, 0]
+    except np.linalg.LinAlgError:
+        return np.full(b.shape, np.nan)

@@ -80,10 +80,12 @@ from batchfit.batch.lm_eval import (
 from batchfit.batch.lm_rules import (
     ACCEPT_RATIO,
     RUNAWAY,
+    WINDOW,
     Tolerances,
     TrialReport,
     check_linearization,
     check_termination,
+    creeping,
     gain_ratio,
     update_damping,
 )
@@ -345,15 +347,28 @@ def _judge(state: LMState, step: Step, ev, cost_t, out: LMOutput) -> TrialReport
     acc = np.flatnonzero(accepted)
     state.theta[acc] = step.trial[acc]
     state.cost[acc] = cost_t[np.flatnonzero(accepted[ev])]
-    theta = state.theta
+    theta, niter = state.theta, out.niter[state.idx]
     with np.errstate(over="ignore", invalid="ignore"):
         x_norm = np.sqrt(np.vecdot(theta * theta, state.d2))
-        runaway = ~np.isfinite(theta).all(axis=1) | np.any(
-            np.abs(theta) > RUNAWAY * state.ref, axis=1)
+        runaway = np.any(~(np.abs(theta) <= RUNAWAY * state.ref), axis=1)  # NaN too
     return TrialReport(actred=actred, prered=prered, ratio=ratio, step_norm=step.step_norm,
                        x_norm=x_norm, finite=finite, accepted=accepted, runaway=runaway,
-                       mu=state.mu, nfev=out.nfev[state.idx], niter=out.niter[state.idx],
-                       nfail=state.nfail)
+                       creeping=_progress(state, niter), mu=state.mu,
+                       nfev=out.nfev[state.idx], niter=niter, nfail=state.nfail)
+
+
+def _progress(state: LMState, niter: np.ndarray) -> np.ndarray:
+    """:func:`creeping` for curves at the end of a window; start their next window."""
+    out = np.zeros(state.size, dtype=bool)
+    due = np.flatnonzero(niter - state.mark_iter >= WINDOW)
+    if due.size:
+        d2, delta = state.d2[due], state.theta[due] - state.mark_theta[due]
+        with np.errstate(over="ignore", invalid="ignore"):
+            moved = np.sqrt(np.vecdot(delta * delta, d2))
+        out[due] = creeping(state.cost[due], state.mark_cost[due], moved)
+        state.mark_cost[due], state.mark_theta[due] = state.cost[due], state.theta[due]
+        state.mark_iter[due] = niter[due]
+    return out
 
 
 def _relinearize(opts, state: LMState, out: LMOutput, status, accepted, ev, r, columns):

@@ -410,3 +410,21 @@ def test_bad_bounds_raise():
         solve(prob.resid, start, lower=np.zeros(2))
     with pytest.raises(ValueError, match="must not exceed"):
         solve(prob.resid, start, lower=np.ones(3), upper=np.zeros(3))
+
+
+def test_valley_without_end_stalls_early():
+    """Gaussians from one global start: the few that slide into an ever wider parabola
+    (amplitude and baseline growing and cancelling) stop early as STALLED."""
+    n, x = 300, np.linspace(-10, 10, 128)
+    rng = np.random.default_rng(0)
+    sig = rng.uniform(1.0, 3.0, n)
+    true = np.column_stack([rng.uniform(2, 5, n), rng.uniform(-2, 2, n) * sig, sig,
+                            rng.uniform(-1, 1, n), rng.uniform(-0.1, 0.1, n)])
+    prob = GaussLine(x, None, true)
+    prob.y = prob.f(true) + rng.normal(0.0, 0.1, (n, x.size))
+    start = np.broadcast_to(true.mean(axis=0), true.shape).copy()
+    res = solve(prob.resid, start, jac=prob.jac, return_jac=False)
+    stalled = res.status == Status.STALLED
+    assert stalled.sum() >= 5 and (res.status != Status.MAX_NFEV).all()
+    assert res.nfev[stalled].max() < 300 < 200 * 6
+    assert (np.abs(res.theta[stalled, 0]) > 20 * np.abs(true[stalled, 0])).all()
