@@ -14,18 +14,22 @@ Rule (when ``input.chunks`` is not given)
    together they use at most 1/8 of its limit; the rest is the worker
    process itself (~150-200 MiB of imported libraries), allocator slack and
    dask's own buffers.
-2. A task of ``p`` pixels needs ``p * bytes_per_pixel + min(p, 512) *
+2. A task of ``p`` pixels needs ``p * bytes_per_pixel + min(p, B) *
    block_bytes + decode`` bytes (:func:`task_bytes`), measured with
-   tracemalloc and RSS around :func:`batchfit.stack.task.fit_chunk` (scripts/bench_submit.py
-   ``--measure``): ``bytes_per_pixel = 8 * (7 * npts + nvar * (nvar + 56))``
-   (the float32 read and its float64 copy, weights, the engine's prepared
-   data, residuals, result and packed arrays, the written Dataset); the
-   engine's blocks of 512 curves add ``block_bytes = 24 * npts * (nvar + 1)``
-   per curve (Jacobian, model partials, trial residuals); ``decode`` is one
-   native input chunk of the data (and sigma) that zarr decodes whole when the
-   tile is smaller than it (counted up to half the budget: a bigger native
-   chunk must be decoded anyway). The estimate is 0-35% above the measured
-   peaks.
+   tracemalloc and RSS around :func:`batchfit.stack.task.fit_chunk`
+   (scripts/bench_submit.py ``--measure``): ``bytes_per_pixel = 8 * (7 *
+   npts + nvar * (nvar + 56))`` (the float32 read and its float64 copy,
+   weights, the engine's prepared data, residuals, result and packed arrays,
+   the written Dataset); the engine's blocks of ``B`` curves
+   (:func:`batchfit.batch.fit.block_size`: 2**18 data points, 64 to 4096
+   curves) add ``block_bytes = 24 * npts * (nvar + 1)`` per curve (Jacobian,
+   model partials, trial residuals); ``decode`` is one native input chunk of
+   the data (and sigma) that zarr decodes whole when the tile is smaller than
+   it (counted up to half the budget: a bigger native chunk must be decoded
+   anyway). The per-pixel term was fitted with blocks of 512 curves; with
+   blocks by points it overestimates: ``scripts/bench_submit.py --parts
+   measure`` (128 points, tiles of 32^2 to 128^2) gives estimates 2.1-2.9x
+   the measured peak of one task.
 3. The largest pixel count within budget becomes a square-ish tile over the
    pixel dims, aligned to the input's native chunks: a tile at least as big
    as a native chunk is rounded down to a multiple of it; a smaller one to
@@ -44,14 +48,13 @@ import math
 
 import xarray as xr
 
+from batchfit.batch.fit import block_size
 from batchfit.errors import InputError
 
 TARGET_CHUNK_BYTES = 64 * 2**20
 """Cap on a task's estimated working set (bytes)."""
 WORKER_FRACTION = 8
 """A worker's concurrent tasks use at most 1 / WORKER_FRACTION of its memory limit."""
-ENGINE_BLOCK = 512
-"""Curves per block of the LM engine (``batchfit.batch.lm.BLOCK_SIZE``)."""
 
 
 def task_budget(memory_limit: int | None, threads: int = 1) -> int:
@@ -62,7 +65,7 @@ def task_budget(memory_limit: int | None, threads: int = 1) -> int:
 
 
 def bytes_per_pixel(npts: int, nvar: int) -> int:
-    """Measured working set of :func:`fit_chunk` per pixel, beyond the engine's blocks."""
+    """Measured working set of a task per pixel, beyond the engine's blocks."""
     return 8 * (7 * npts + nvar * (nvar + 56))
 
 
@@ -74,15 +77,15 @@ def block_bytes(npts: int, nvar: int) -> int:
 def task_bytes(pixels: int, npts: int, nvar: int, decode: int = 0) -> int:
     """Estimated peak bytes of a task of ``pixels`` pixels (``decode``: native chunk bytes)."""
     return (pixels * bytes_per_pixel(npts, nvar)
-            + min(pixels, ENGINE_BLOCK) * block_bytes(npts, nvar) + decode)
+            + min(pixels, block_size(npts)) * block_bytes(npts, nvar) + decode)
 
 
 def pixel_budget(budget: int, npts: int, nvar: int, decode: int = 0) -> int:
     """The most pixels whose :func:`task_bytes` stay within ``budget`` (at least 1)."""
-    per, blk = bytes_per_pixel(npts, nvar), block_bytes(npts, nvar)
+    per, blk, block = bytes_per_pixel(npts, nvar), block_bytes(npts, nvar), block_size(npts)
     room = budget - decode
-    if room >= ENGINE_BLOCK * (per + blk):
-        return (room - ENGINE_BLOCK * blk) // per
+    if room >= block * (per + blk):
+        return (room - block * blk) // per
     return max(1, room // (per + blk))
 
 
