@@ -297,7 +297,7 @@ def _fit_lm(model, layout, x, y, w, starts, result, todo, *, max_nfev, ftol, xto
         return
     bounds = layout.bounds
     out = lm.solve(None, starts, evaluate=prob.evaluate, lower=bounds.lo, upper=bounds.hi,
-                   ftol=ftol, xtol=xtol, max_nfev=max_nfev, block_size=_block_size(x.size),
+                   ftol=ftol, xtol=xtol, max_nfev=max_nfev, block_size=block_size(x.size),
                    return_jac=False, return_gram=True, return_resid=False)
     gram = out.gram_at_solution
     nfree = result.ndata[todo] - layout.nvar
@@ -317,7 +317,8 @@ slower again (cache); results never depend on it.
 """
 
 
-def _block_size(npts):
+def block_size(npts: int) -> int:
+    """Curves per block of the LM kernel for curves of ``npts`` points (64 to 4096)."""
     return int(np.clip(BLOCK_POINTS // max(npts, 1), 64, 4096))
 
 
