@@ -13,8 +13,8 @@ squared column norms of ``J``, MINPACK's ``diag`` / scipy's ``x_scale='jac'``):
 1. Active set. A parameter at a bound whose descent direction ``-g_j``
    points out of the box is held (``p_j = 0``); the others are free (F).
 2. Damped normal equations on the free set,
-   ``(A_FF + mu D_FF^2) p_F = -g_F``, solved by Cholesky in the scaled
-   variables ``D p``. The trial point is projected onto the box,
+   ``(A_FF + mu D_FF^2) p_F = -g_F``, solved in the scaled variables ``D p``
+   (one LAPACK solve per curve). The trial point is projected onto the box,
    ``theta_t = clip(theta + p, lo, hi)``, and ``p`` is the projected step.
 3. Gain ratio ``rho = actred / prered`` with ``actred = 1 - C(theta_t) /
    C(theta)`` and ``prered = (|r|^2 - |r + J p|^2) / C(theta)``, where
@@ -28,10 +28,12 @@ squared column norms of ``J``, MINPACK's ``diag`` / scipy's ``x_scale='jac'``):
    |D theta|``), ``gtol`` (``max_j |g_j| / (|J_j| sqrt(C)) <= gtol`` over the
    free parameters) and a zero cost give CONVERGED; ``max_nfev`` evaluations
    give MAX_NFEV; ten non-finite trials in a row or a non-finite Jacobian give
-   MODEL_ERROR; STALLED (issue 9) when the step fails under maximal damping,
-   a parameter runs away (non-finite or beyond ``1e10 max(|theta0|, 1)``), or
-   every column of ``J`` fell to ``1e-8`` of its largest norm (a flat model).
-   The rules are the pure functions of :mod:`batchfit.batch.lm_rules`.
+   MODEL_ERROR; STALLED (issue 9) when a step fails under maximal damping,
+   a parameter runs away (non-finite, beyond ``1e10 max(|theta0|, 1)``, or
+   creeping down a valley: over 25 iterations the cost fell by under 5% while
+   ``|D dtheta| > 10 sqrt(C)``), or every column of ``J`` fell to ``1e-8`` of
+   its largest norm (a flat model). The rules are the pure functions of
+   :mod:`batchfit.batch.lm_rules`.
 
 A solution on a bound is reached like an interior one: once the projected
 step puts a parameter on its bound and the gradient holds it there, the
@@ -80,22 +82,30 @@ from batchfit.batch.lm_eval import (
 from batchfit.batch.lm_rules import (
     ACCEPT_RATIO,
     RUNAWAY,
-    WINDOW,
     Tolerances,
     TrialReport,
     check_linearization,
     check_termination,
-    creeping,
     gain_ratio,
     update_damping,
 )
-from batchfit.batch.lm_state import LMOutput, LMState, Step, damped_step, free_mask, linearize
+from batchfit.batch.lm_state import (
+    LMOutput,
+    LMState,
+    Step,
+    damped_step,
+    free_mask,
+    linearize,
+    progress_check,
+)
 
 __all__ = ["BLOCK_SIZE", "LMResult", "solve"]
 
 EPS = float(np.finfo(np.float64).eps)
 BLOCK_SIZE = 512
 """Curves iterating together (the pool size): the arrays of one pool fit in cache."""
+REFILL = 0.5
+"""The pool takes new curves when the active ones are at most this fraction of it."""
 
 
 @dataclass
@@ -281,7 +291,7 @@ def _run(opts: _Options, theta0, lo, hi, out: LMOutput, pool: int) -> None:
     state: LMState | None = None
     while True:
         size = 0 if state is None else state.size
-        if size <= pool // 2 and nxt < n:
+        if size <= REFILL * pool and nxt < n:
             rows = np.arange(nxt, min(n, nxt + pool - size))
             nxt = int(rows[-1]) + 1
             new = _init(opts, theta0[rows], rows, lo[rows], hi[rows], out)
@@ -353,22 +363,8 @@ def _judge(state: LMState, step: Step, ev, cost_t, out: LMOutput) -> TrialReport
         runaway = np.any(~(np.abs(theta) <= RUNAWAY * state.ref), axis=1)  # NaN too
     return TrialReport(actred=actred, prered=prered, ratio=ratio, step_norm=step.step_norm,
                        x_norm=x_norm, finite=finite, accepted=accepted, runaway=runaway,
-                       creeping=_progress(state, niter), mu=state.mu,
+                       creeping=progress_check(state, niter), mu=state.mu,
                        nfev=out.nfev[state.idx], niter=niter, nfail=state.nfail)
-
-
-def _progress(state: LMState, niter: np.ndarray) -> np.ndarray:
-    """:func:`creeping` for curves at the end of a window; start their next window."""
-    out = np.zeros(state.size, dtype=bool)
-    due = np.flatnonzero(niter - state.mark_iter >= WINDOW)
-    if due.size:
-        d2, delta = state.d2[due], state.theta[due] - state.mark_theta[due]
-        with np.errstate(over="ignore", invalid="ignore"):
-            moved = np.sqrt(np.vecdot(delta * delta, d2))
-        out[due] = creeping(state.cost[due], state.mark_cost[due], moved)
-        state.mark_cost[due], state.mark_theta[due] = state.cost[due], state.theta[due]
-        state.mark_iter[due] = niter[due]
-    return out
 
 
 def _relinearize(opts, state: LMState, out: LMOutput, status, accepted, ev, r, columns):

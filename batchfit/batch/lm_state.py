@@ -12,10 +12,11 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from batchfit.batch.linalg import solve_stack
-from batchfit.batch.lm_rules import MU_START
+from batchfit.batch.lm_rules import MU_START, WINDOW, creeping
 from batchfit.status import Status
 
-__all__ = ["LMOutput", "LMState", "Step", "damped_step", "free_mask", "linearize"]
+__all__ = ["LMOutput", "LMState", "Step", "damped_step", "free_mask", "linearize",
+           "progress_check"]
 
 
 @dataclass
@@ -202,3 +203,17 @@ def _projected(state: LMState, trial, rows, step_norm, pred) -> None:
     ap = np.vecdot(state.a[rows], p[:, None, :])
     step_norm[rows] = np.sqrt(np.vecdot(p * p, state.d2[rows]))
     pred[rows] = -2.0 * np.vecdot(state.g[rows], p) - np.vecdot(p, ap)
+
+
+def progress_check(state: LMState, niter: np.ndarray) -> np.ndarray:
+    """:func:`creeping` for curves at the end of a window; start their next window."""
+    out = np.zeros(state.size, dtype=bool)
+    due = np.flatnonzero(niter - state.mark_iter >= WINDOW)
+    if due.size:
+        d2, delta = state.d2[due], state.theta[due] - state.mark_theta[due]
+        with np.errstate(over="ignore", invalid="ignore"):
+            moved = np.sqrt(np.vecdot(delta * delta, d2))
+        out[due] = creeping(state.cost[due], state.mark_cost[due], moved)
+        state.mark_cost[due], state.mark_theta[due] = state.cost[due], state.theta[due]
+        state.mark_iter[due] = niter[due]
+    return out
