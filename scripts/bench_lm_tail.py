@@ -84,15 +84,18 @@ def timed(fn, *args):
     return out, time.perf_counter() - t0
 
 
-def per_step_time(k: int, steps: int = 200) -> float:
-    """Seconds per kernel step for one curve of a k-parameter linear model."""
-    rng = np.random.default_rng(k)
-    basis = rng.normal(size=(40, k))
-    y = basis @ rng.normal(size=k) + rng.normal(0, 0.1, 40)
+def per_step_time(k: int, repeat: int = 20) -> float:
+    """Seconds per kernel step (start included) for one curve with k parameters.
+
+    ``r_j = theta_j**2 - 2`` from ``theta = 1000``: Newton halves each
+    coordinate per step, so every k takes the same ~20 steps.
+    """
     t0 = time.perf_counter()
-    for _ in range(steps // 2):  # a linear problem converges in two steps
-        solve(lambda t, i: t @ basis.T - y, np.zeros((1, k)),
-              jac=lambda t, i, r: np.broadcast_to(basis, (1, 40, k)), return_jac=False)
+    steps = 0
+    for _ in range(repeat):
+        res = solve(lambda t, i: t * t - 2.0, np.full((1, k), 1000.0),
+                    jac=lambda t, i, r: 2.0 * t[:, None, :] * np.eye(k)[None], return_jac=False)
+        steps += int(res.niter[0]) + 1
     return (time.perf_counter() - t0) / steps
 
 

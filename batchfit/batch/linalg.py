@@ -28,6 +28,8 @@ __all__ = [
     "solve_stack",
 ]
 
+STACK_K = 10
+"""Above this many columns :func:`gram_columns` stacks them and calls :func:`gram`."""
 COVAR_RTOL = 1e-10
 """Default relative pivot tolerance of :func:`covariance_from_jacobian`."""
 
@@ -84,11 +86,16 @@ def gram_columns(cols, resid: np.ndarray):
 
     Notes
     -----
-    Every entry is one ``np.vecdot`` of two length-``npts`` vectors (a BLAS
-    dot product per row with the same length and strides), so a row's result
-    does not depend on the other rows (``tests/batch/test_linalg.py``).
+    Up to ``STACK_K`` columns, every entry is one ``np.vecdot`` of two
+    length-``npts`` vectors (a BLAS dot product per row with the same length
+    and strides: no copy, shared columns computed once); beyond, the columns
+    are stacked and :func:`gram` makes one product per row, so the number of
+    Python-level operations stays flat in ``k``. Either way a row's result
+    does not depend on the other rows (``tests/batch/test_fused.py``).
     """
     n, k = resid.shape[0], len(cols)
+    if k > STACK_K:  # one BLAS product per row: the Python cost does not grow as k**2
+        return gram(np.stack([np.broadcast_to(c, resid.shape) for c in cols], axis=-1), resid)
     a = np.empty((n, k, k))
     g = np.empty((n, k))
     for i, ci in enumerate(cols):
