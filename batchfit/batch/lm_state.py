@@ -83,11 +83,11 @@ class LMState:
         return self.idx.shape[0]
 
     def take(self, keep: np.ndarray) -> LMState:
-        """The curves selected by `keep` (bool mask or indices), as a new state."""
+        """Select the curves `keep` (bool mask or indices) into a new state."""
         return LMState(**{f.name: getattr(self, f.name)[keep] for f in fields(self)})
 
     def join(self, other: LMState) -> LMState:
-        """This state's curves followed by `other`'s."""
+        """Concatenate `other`'s curves after these."""
         return LMState(**{f.name: np.concatenate([getattr(self, f.name),
                                                   getattr(other, f.name)])
                           for f in fields(self)})
@@ -132,8 +132,10 @@ class LMOutput:
 
 
 def free_mask(theta, g, lo, hi) -> np.ndarray:
-    """Parameters not held at a bound: the active set is those at a bound whose
-    descent direction ``-g`` points out of the box.
+    """Mark the parameters not held at a bound.
+
+    Held (the active set): at a bound, with the descent direction ``-g``
+    pointing out of the box.
     """
     return ~(((theta <= lo) & (g > 0.0)) | ((theta >= hi) & (g < 0.0)))
 
