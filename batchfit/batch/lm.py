@@ -43,13 +43,9 @@ Levenberg-Marquardt of Kanzow, Yamashita & Fukushima (2004) with the active
 set of a projected-gradient method; scipy's ``trf`` (Branch, Coleman & Li
 1999) is the reference the tests compare against.
 
-The cost hook. ``evaluate`` may return a per-curve ``cost`` as a third item;
-the gain ratio, acceptance and ``ftol`` then use it instead of ``sum(r**2)``,
-while the step still comes from ``J^T J`` and ``J^T r`` (a Gauss-Newton or
-Fisher-scoring step). ``2 J^T r`` must be the gradient of the cost and
-``2 J^T J`` its (expected) Hessian: for the Poisson deviance ``2 sum(f - y -
-y log(f/y))`` take ``r = (f - y) / sqrt(f)`` and columns ``(df/dtheta) /
-sqrt(f)``.
+The cost hook: ``evaluate`` may return a per-curve ``cost`` (the Poisson
+deviance, say) that the gain ratio, acceptance and ``ftol`` use instead of
+``sum(r**2)``; see :func:`solve`.
 
 The tail. Up to ``block_size`` curves iterate together in one pool; when half
 of them have stopped the pool is refilled with curves not yet started, so a
