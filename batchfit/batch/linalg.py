@@ -365,7 +365,9 @@ def solve_stack(a: np.ndarray, b: np.ndarray):
 def _solve_small(a: np.ndarray, b: np.ndarray):
     """Cholesky on the batch-last layout: O(k**2) vector operations, for k <= STACK_K."""
     low, ok = cholesky_t(np.ascontiguousarray(a.transpose(1, 2, 0)))
-    x = cho_solve_t(low, np.ascontiguousarray(b.T)).T
+    # C order: a strided row would take another BLAS path in np.vecdot than a
+    # contiguous one (a single row), and round differently.
+    x = np.ascontiguousarray(cho_solve_t(low, np.ascontiguousarray(b.T)).T)
     with np.errstate(invalid="ignore"):
         ok &= np.isfinite(x).all(axis=1)
     x[~ok] = np.nan
