@@ -27,12 +27,12 @@ from batchfit.errors import InputError, StoreError
 from batchfit.models import Model
 from batchfit.stack import refit, store
 from batchfit.stack.chunking import choose_chunks, task_budget
-from batchfit.stack.cluster import worker_memory
+from batchfit.stack.cluster import make_client, map_tasks, worker_memory
 from batchfit.stack.inputs import open_input, variable
 from batchfit.stack.layout import ResultLayout
 from batchfit.stack.store import ChunkGrid
 from batchfit.stack.task import FitOptions, InputRef, TaskSpec, fit_chunk
-from batchfit.status import Status
+from batchfit.status import count, label
 
 
 @dataclass(frozen=True)
@@ -234,20 +234,14 @@ def _execute(config: JobConfig, tasks: list[TaskSpec], workers, scheduler, quiet
     """
     if not tasks and after is None:
         return [], None, None
-    from distributed import as_completed
-
-    from batchfit.stack.cluster import make_client
-
     with make_client(config.cluster, workers=workers, scheduler=scheduler) as client:
         link = client.dashboard_link
         if not quiet:
             print(f"batchfit: dashboard {link}", file=sys.stderr)
-        keys = [f"batchfit-chunk-{t.key}" for t in tasks]
-        futures = client.map(fit_chunk, tasks, key=keys, retries=1)
         bar = _Progress(len(tasks), enabled=not quiet and sys.stderr.isatty())
         results = []
-        for fut in as_completed(futures):
-            results.append(fut.result())
+        for result in map_tasks(client, fit_chunk, tasks, prefix="chunk"):
+            results.append(result)
             bar.update(len(results))
         bar.close()
         extra = after(client) if after is not None else None
@@ -280,11 +274,10 @@ def store_counts(path) -> dict[str, Any]:
     import zarr
 
     group = zarr.open_group(str(path), mode="r", use_consolidated=False)
-    status = np.asarray(group["status"][...]).ravel().astype(np.int64)
-    codes = np.bincount(status, minlength=len(Status))
-    counts = {Status(c).name.lower(): int(codes[c]) for c in range(len(Status))}
+    codes = np.asarray(group["status"][...])
+    counts = {label(c): n for c, n in count(codes).items()}
     n_success = int(np.count_nonzero(group["success"][...]))
-    return {"pixels": int(status.size), "n_success": n_success, "status_counts": counts}
+    return {"pixels": int(codes.size), "n_success": n_success, "status_counts": counts}
 
 
 

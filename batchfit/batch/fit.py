@@ -21,8 +21,6 @@ from batchfit.core.minimizer import Minimizer, engine_name
 from batchfit.errors import FitError, InputError, ModelError
 from batchfit.status import Status
 
-ENGINES = ("lm", "leastsq", "lbfgsb", "anneal")
-
 
 def fit_batch(model, params, x, y, sigma=None, mask=None, init=None, guess=False,
               max_nfev=None, covar=False, engine="lm", ftol=1e-10, xtol=1e-10,

@@ -9,15 +9,14 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
-import re
 import sys
 
 import numpy as np
 
 from batchfit.errors import ExpressionError, ModelError
 from batchfit.models.model import Kernel, Model
+from batchfit.vocabulary import parse_function_ref
 
-_REF = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 DEFAULT_VALUE = 1.0  # starting value of a parameter with no default in the signature
 INDEPENDENT = "x"  # name of the independent variable in expression models
 
@@ -52,9 +51,10 @@ def resolve_function(ref: str):
         Malformed reference, module from the standard library, import failure,
         missing attribute, or an attribute that is not a Python function.
     """
-    if not isinstance(ref, str) or not _REF.match(ref):
+    parts = parse_function_ref(ref)
+    if parts is None:
         raise ModelError(f"{_fix(ref)}; {ref!r} is not of that form")
-    module_name, attr = ref.split(":")
+    module_name, attr = parts
     if module_name.split(".")[0] in sys.stdlib_module_names:
         raise ModelError(
             f"{_fix(ref)}; {module_name!r} is a Python standard library module, "

@@ -42,6 +42,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
+from batchfit.stack.cluster import map_tasks
 from batchfit.stack.store import ChunkGrid, atomic_write, markers
 from batchfit.stack.task import TaskSpec, fit_region, read_inputs
 from batchfit.status import Status
@@ -239,9 +240,8 @@ def execute(client, path, var_names, grid: ChunkGrid, make_task, quiet: bool = T
         print(f"batchfit: refit pass: {sum(p['candidates'] for p in plans)} failed pixels, "
               f"{len(tasks)} chunk tasks", file=sys.stderr)
     if tasks:
-        keys = [f"batchfit-refit-{t.key}" for t in tasks]
-        for fut in client.map(refit_chunk, tasks, todo, key=keys, retries=1):
-            fut.result()
+        for _ in map_tasks(client, refit_chunk, tasks, todo, prefix="refit"):
+            pass
     totals = counts(path)
     atomic_write(markers(path) / DONE_MARKER, json.dumps(totals, sort_keys=True))
     return {**totals, "chunks_computed": len(tasks)}

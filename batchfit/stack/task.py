@@ -17,9 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import xarray as xr
 
+from batchfit import status
 from batchfit.core import Parameters
 from batchfit.models import Model
 from batchfit.stack import store
@@ -155,10 +155,10 @@ def fit_chunk(task: TaskSpec) -> dict:
     res = fit_region(task, inputs, mask=inputs.mask, init=_init_region(task, inputs.params),
                      guess=task.fit.guess)
     store.write_region(task.output, res, task.slices)
-    codes = np.bincount(res["status"].values.ravel().astype(np.int64), minlength=len(Status))
+    counts = status.count(res["status"])
     summary = {"index": list(task.index), "pixels": int(res["status"].size),
-               "fitted": int(res["status"].size - codes[Status.MASKED]),
-               "counts": {str(int(c)): int(n) for c, n in enumerate(codes) if n}}
+               "fitted": int(res["status"].size - counts[Status.MASKED]),
+               "counts": {str(int(c)): n for c, n in counts.items() if n}}
     store.mark_done(task.output, task.index, summary)
     del res, inputs
     release_memory()
