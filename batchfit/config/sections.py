@@ -1,4 +1,4 @@
-"""The sections of a job config as frozen pydantic models (design section 6).
+"""The sections of a job config as frozen pydantic models (README "Config reference").
 
 Each model checks shapes and types only: unknown keys, wrong types and
 impossible values. What needs the outside world (paths, the model, parameter
