@@ -101,7 +101,7 @@ class MallocTuning(WorkerPlugin):
 
 
 def worker_env_config(trim_env: bool = True) -> dict:
-    """dask config for the nanny's pre-spawn environment of local workers.
+    """Dask config for the nanny's pre-spawn environment of local workers.
 
     ``trim_env=True`` (default) keeps dask's ``MALLOC_TRIM_THRESHOLD_=65536``;
     ``False`` unsets it, for :class:`MallocTuning` experiments (module docstring).
@@ -170,7 +170,9 @@ class Keyed(Protocol):
     """A task with a ``key``: its chunk's name."""
 
     @property
-    def key(self) -> str: ...
+    def key(self) -> str:
+        """The chunk's name, unique within a job."""
+        ...
 
 
 TASK_RETRIES = 1
