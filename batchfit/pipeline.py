@@ -12,6 +12,7 @@ for it, and sums up the store.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from batchfit.config import JobConfig
 from batchfit.core import Parameters
 from batchfit.errors import InputError, StoreError
 from batchfit.models import Model
-from batchfit.stack import refit, store
+from batchfit.stack import refit, store, zarrio
 from batchfit.stack.chunking import choose_chunks, task_budget
 from batchfit.stack.cluster import make_client, map_tasks, worker_memory
 from batchfit.stack.inputs import open_input, variable
@@ -269,14 +270,12 @@ class _Progress:
             sys.stderr.write("\n")
 
 
-def store_counts(path) -> dict[str, Any]:
-    """pixels, n_success and status counts (name -> n) over a whole store."""
-    import zarr
-
-    group = zarr.open_group(str(path), mode="r", use_consolidated=False)
-    codes = np.asarray(group["status"][...])
+def store_counts(path: str | os.PathLike) -> dict[str, Any]:
+    """Pixels, n_success and status counts (name -> n) over a whole store."""
+    group = zarrio.open_group(path)
+    codes = np.asarray(zarrio.array(group, "status")[...])
     counts = {label(c): n for c, n in count(codes).items()}
-    n_success = int(np.count_nonzero(group["success"][...]))
+    n_success = int(np.count_nonzero(np.asarray(zarrio.array(group, "success")[...])))
     return {"pixels": int(codes.size), "n_success": n_success, "status_counts": counts}
 
 

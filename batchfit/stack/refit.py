@@ -37,11 +37,13 @@ import json
 import shutil
 import sys
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 import xarray as xr
 import zarr
 
+from batchfit.stack import zarrio
 from batchfit.stack.cluster import map_tasks
 from batchfit.stack.store import ChunkGrid, atomic_write, markers
 from batchfit.stack.task import TaskSpec, fit_region, read_inputs
@@ -129,24 +131,26 @@ def neighbour_medians(ok: np.ndarray, values: dict[str, np.ndarray], pos: np.nda
     return medians, found
 
 
-def _plan_chunk(group, grid: ChunkGrid, index, var_names) -> dict | None:
+def _plan_chunk(group: zarr.Group, grid: ChunkGrid, index: tuple[int, ...],
+                var_names: Sequence[str]) -> dict | None:
     """The refit plan of one chunk from the first-pass maps, or None without candidates."""
     region = grid.region(index)
     sel = tuple(region[d] for d in grid.dims)
-    first_status = np.asarray(group["status"][sel])
-    cand = candidates(first_status, group["success"][sel])
+    status, success = zarrio.array(group, "status"), zarrio.array(group, "success")
+    first_status = np.asarray(status[sel])
+    cand = candidates(first_status, np.asarray(success[sel]))
     if not cand.any():
         return None
     pad = max(RADII)
     halo = tuple(slice(max(s.start - pad, 0), min(s.stop + pad, n))
                  for s, n in zip(sel, grid.sizes, strict=True))
-    ok = np.asarray(group["success"][halo], bool)
-    values = {n: np.asarray(group[n][halo], np.float64) for n in var_names}
+    ok = np.asarray(success[halo], bool)
+    values = {n: np.asarray(zarrio.array(group, n)[halo], np.float64) for n in var_names}
     ok &= np.all([np.isfinite(v) for v in values.values()], axis=0)
     pos = np.argwhere(cand)
     start = np.array([s.start - h.start for s, h in zip(sel, halo, strict=True)])
     medians, found = neighbour_medians(ok, values, pos + start)
-    flat = np.ravel_multi_index(tuple(pos.T), cand.shape)
+    flat = np.asarray(np.ravel_multi_index(tuple(pos.T), cand.shape))
     return {"index": list(index), "candidates": int(cand.sum()),
             "rows": flat[found].tolist(),
             "first_status": first_status.ravel()[flat[found]].astype(int).tolist(),
@@ -161,7 +165,7 @@ def make_plan(path, grid: ChunkGrid, var_names) -> list[dict]:
                 if not p.name.startswith(".")]
     # No refit task has run yet: the store still holds the first-pass maps.
     shutil.rmtree(folder, ignore_errors=True)
-    group = zarr.open_group(str(path), mode="r", use_consolidated=False)
+    group = zarrio.open_group(path)
     plans = [p for i in grid.indices() if (p := _plan_chunk(group, grid, i, var_names))]
     for p in plans:
         atomic_write(folder / "plan" / f"{ChunkGrid.key(tuple(p['index']))}.json",
@@ -203,10 +207,10 @@ def refit_chunk(task: TaskSpec, plan: dict) -> dict:
 
 def _write_pixels(path, res: xr.Dataset, region: dict, pixels: np.ndarray) -> None:
     """Overwrite only ``pixels`` (bool over the region) of every variable in the store."""
-    group = zarr.open_group(str(path), mode="r+", use_consolidated=False)
+    group = zarrio.open_group(path, mode="r+")
     for name, var in res.data_vars.items():
-        arr = group[name]
-        dims = tuple(arr.metadata.dimension_names)
+        arr = zarrio.array(group, str(name))
+        dims = zarrio.dims(arr)
         sel = tuple(region.get(d, slice(None)) for d in dims)
         current = np.asarray(arr[sel])
         current[pixels] = np.asarray(var.transpose(*dims).values, dtype=arr.dtype)[pixels]
