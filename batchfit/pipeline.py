@@ -32,7 +32,7 @@ from batchfit.stack.cluster import make_client, map_tasks, worker_memory
 from batchfit.stack.inputs import open_input, variable
 from batchfit.stack.layout import ResultLayout
 from batchfit.stack.store import ChunkGrid
-from batchfit.stack.task import FitOptions, InputRef, TaskSpec, fit_chunk
+from batchfit.stack.task import FitOptions, TaskSpec, fit_chunk
 from batchfit.status import count, label
 
 
@@ -172,7 +172,7 @@ def task_spec(config: JobConfig, p: Plan, grid: ChunkGrid, index: tuple[int, ...
     return TaskSpec(
         index=tuple(index),
         region=tuple((d, s.start, s.stop) for d, s in grid.region(index).items()),
-        input=InputRef(str(inp.path), inp.variable, inp.fit_dim, inp.sigma, inp.mask),
+        input=inp,
         model=p.model.reference,
         template=p.params.dumps(),
         fit=FitOptions(config.fit.engine, config.fit.max_nfev, bool(config.guess),

@@ -20,6 +20,7 @@ from typing import Any
 import xarray as xr
 
 from batchfit import status
+from batchfit.config import InputConfig
 from batchfit.core import Parameters
 from batchfit.models import Model
 from batchfit.stack import store
@@ -28,17 +29,6 @@ from batchfit.stack.cluster import release_memory
 from batchfit.stack.inputs import load_region, open_input
 from batchfit.stack.store import ChunkGrid
 from batchfit.status import Status
-
-
-@dataclass(frozen=True)
-class InputRef:
-    """Where a task's input is: the file and its variable names."""
-
-    path: str
-    variable: str
-    fit_dim: str
-    sigma: str | None = None
-    mask: str | None = None
 
 
 @dataclass(frozen=True)
@@ -61,8 +51,8 @@ class TaskSpec:
         The chunk's index in the job's :class:`~batchfit.stack.store.ChunkGrid`.
     region : tuple of (dim, start, stop)
         The chunk's pixels, one entry per pixel dim in the grid's order.
-    input : InputRef
-        The input file and variable names.
+    input : InputConfig
+        The job's ``input:`` section: file, variable names, fit dim.
     model : dict
         The model's :attr:`~batchfit.models.Model.reference`.
     template : str
@@ -79,7 +69,7 @@ class TaskSpec:
 
     index: tuple[int, ...]
     region: tuple[tuple[str, int, int], ...]
-    input: InputRef
+    input: InputConfig
     model: Mapping[str, Any]
     template: str
     fit: FitOptions
