@@ -34,17 +34,21 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import shutil
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import xarray as xr
 import zarr
+from distributed import Client
 
+from batchfit.config import JobConfig
 from batchfit.stack import zarrio
 from batchfit.stack.cluster import map_tasks
+from batchfit.stack.layout import ResultLayout
 from batchfit.stack.store import ChunkGrid, atomic_write, markers
 from batchfit.stack.task import TaskSpec, fit_region, read_inputs
 from batchfit.status import Status
@@ -58,7 +62,7 @@ NOT_CANDIDATES = (Status.MASKED, Status.BAD_DATA, Status.NOT_RUN)
 # ------------------------------------------------------------------ markers
 
 
-def is_done(path) -> bool:
+def is_done(path: str | os.PathLike) -> bool:
     """True when the refit pass of the store at ``path`` has finished."""
     return (markers(path) / DONE_MARKER).exists()
 
@@ -71,7 +75,7 @@ def _done_summaries(path) -> dict[str, dict]:
             if not p.name.startswith(".")}
 
 
-def counts(path) -> dict:
+def counts(path: str | os.PathLike) -> dict[str, int]:
     """Refit totals of a store so far: ``candidates``, ``improved``, ``chunks`` done."""
     done = _done_summaries(path)
     return {"candidates": sum(s["candidates"] for s in done.values()),
@@ -157,7 +161,7 @@ def _plan_chunk(group: zarr.Group, grid: ChunkGrid, index: tuple[int, ...],
             "init": {n: m[found].tolist() for n, m in medians.items()}}
 
 
-def make_plan(path, grid: ChunkGrid, var_names) -> list[dict]:
+def make_plan(path: str | os.PathLike, grid: ChunkGrid, var_names: Sequence[str]) -> list[dict]:
     """Read (or make and save) the refit plans of every chunk with candidates."""
     folder = markers(path) / REFIT_DIR
     if (folder / "planned").exists():
@@ -220,21 +224,24 @@ def _write_pixels(path, res: xr.Dataset, region: dict, pixels: np.ndarray) -> No
 # ------------------------------------------------------------------ the pass (client side)
 
 
-def hook(config, layout, grid: ChunkGrid, make_task, quiet: bool = True):
-    """The refit pass as ``f(client) -> summary dict``, or None when none is due.
+MakeTask = Callable[[tuple[int, ...]], TaskSpec]
+"""``make_task(index)``: the main-pass task spec of a chunk."""
 
-    ``make_task(index)`` gives the main-pass task spec of a chunk.
-    """
+
+def hook(config: JobConfig, layout: ResultLayout, grid: ChunkGrid, make_task: MakeTask,
+         quiet: bool = True) -> Callable[[Client], dict] | None:
+    """The refit pass as ``f(client) -> summary dict``, or None when none is due."""
     if not config.fit.refit_failed or is_done(config.output.path):
         return None
 
-    def run_pass(client) -> dict:
+    def run_pass(client: Client) -> dict:
         return execute(client, config.output.path, layout.var_names, grid, make_task, quiet)
 
     return run_pass
 
 
-def execute(client, path, var_names, grid: ChunkGrid, make_task, quiet: bool = True) -> dict:
+def execute(client: Client, path: str | os.PathLike, var_names: Sequence[str], grid: ChunkGrid,
+            make_task: MakeTask, quiet: bool = True) -> dict:
     """Plan (or reload the plan), run the missing chunk tasks, mark the pass done."""
     plans = make_plan(path, grid, var_names)
     done = _done_summaries(path)
