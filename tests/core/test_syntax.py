@@ -28,6 +28,7 @@ A = np.array([[0.5], [-1.5], [0.0], [3.0]])
 B = np.array([[2.0], [0.25], [-7.0], [1e300]])
 X = np.linspace(-2.0, 5.0, 6)
 MEMORY_BOUND = 2**20  # bytes; the inputs and a (4, 6) result are a few hundred
+EXAMPLES = int(os.environ.get("BATCHFIT_HYPOTHESIS_EXAMPLES", "400"))
 
 
 @contextlib.contextmanager
@@ -172,18 +173,28 @@ leaves = st.one_of(
 )
 
 
+def _binop(t):
+    return f"({t[0]} {t[1]} {t[2]})"
+
+
+def _compare(t):
+    return "(" + t[0] + "".join(f" {op} {c}" for op, c in t[1]) + ")"
+
+
+def _call(t):
+    return f"{t[0]}({', '.join(t[1])}{', k=1' if t[2] else ''})"
+
+
 def _composite(children):
-    pair = st.tuples(children, children)
+    comparisons = st.lists(st.tuples(st.sampled_from(COMPARE), children), min_size=1, max_size=3)
     return st.one_of(
-        st.tuples(children, st.sampled_from(BINOPS), children).map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
-        st.tuples(st.sampled_from(["-", "+", "~", "not "]), children).map(lambda t: f"({t[0]}{t[1]})"),
-        st.tuples(children, st.lists(st.tuples(st.sampled_from(COMPARE), children), min_size=1,
-                                     max_size=3)).map(lambda t: "(" + t[0] + "".join(
-                                         f" {op} {c}" for op, c in t[1]) + ")"),
-        st.tuples(pair, st.sampled_from(["and", "or"])).map(lambda t: f"({t[0][0]} {t[1]} {t[0][1]})"),
-        st.tuples(children, children, children).map(lambda t: f"({t[0]} if {t[1]} else {t[2]})"),
+        st.tuples(children, st.sampled_from(BINOPS), children).map(_binop),
+        st.tuples(st.sampled_from(["-", "+", "~", "not "]), children).map("({0[0]}{0[1]})".format),
+        st.tuples(children, comparisons).map(_compare),
+        st.tuples(children, st.sampled_from(["and", "or"]), children).map(_binop),
+        st.tuples(children, children, children).map("({0[0]} if {0[1]} else {0[2]})".format),
         st.tuples(st.sampled_from(FUNCTIONS), st.lists(children, max_size=4),
-                  st.booleans()).map(lambda t: f"{t[0]}({', '.join(t[1])}{', k=1' if t[2] else ''})"),
+                  st.booleans()).map(_call),
         st.lists(children, max_size=3).map(lambda items: "(" + ", ".join(items) + ",)"),
     )
 
@@ -195,7 +206,7 @@ expressions = st.one_of(st.recursive(leaves, _composite, max_leaves=25), nested)
 
 
 @given(expressions)
-@settings(max_examples=int(os.environ.get("BATCHFIT_HYPOTHESIS_EXAMPLES", 400)), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_generated_expression_evaluates_on_float_arrays_or_is_refused(text):
     inputs = {"a": A.copy(), "b": B.copy(), "x": X.copy()}
     with watchdog():
