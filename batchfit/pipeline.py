@@ -56,7 +56,7 @@ import xarray as xr
 import yaml
 
 from batchfit.errors import InputError, StoreError
-from batchfit.stack import refit, store
+from batchfit.stack import preflight, refit, store
 from batchfit.stack.apply import fit
 from batchfit.stack.cluster import release_memory, worker_memory
 from batchfit.stack.layout import ResultLayout
@@ -155,6 +155,7 @@ def plan(config, workers: int | None = None, scheduler: str | None = None) -> Pl
                          f"its dims are {list(data.dims)}")
     _check_aux(ds, data, inp)
     model, params = config.build_model(), config.build_params()
+    preflight.check_job(config, ds, data, model, params)
     layout = ResultLayout.from_params(params, config.output.covariance)
     dims = tuple(d for d in data.dims if d != inp.fit_dim)
     budget = task_budget(*worker_memory(config.cluster, workers, scheduler))
