@@ -244,7 +244,7 @@ def test_scheduler_without_workers_is_a_clear_error(job, capsys, monkeypatch):
     monkeypatch.setenv("BATCHFIT_WORKER_TIMEOUT", "2")
     path = write(job, GOOD)
     before = tree_digest(job)
-    with LocalCluster(n_workers=0, processes=False, host="127.0.0.1",
+    with LocalCluster(n_workers=0, processes=True, host="127.0.0.1",
                       dashboard_address=None) as cluster:
         code = main(["submit", str(path), "--quiet", "--scheduler", cluster.scheduler_address])
     err = capsys.readouterr().err
