@@ -87,9 +87,18 @@ def status(store_path: str | os.PathLike) -> str:
     path = Path(store_path)
     if store.read_fingerprint(path) is None:
         raise StoreError(f"{str(path)!r} is not a batchfit result store")
-    grid = store.read_grid(path)
+    if not store.is_complete(path):
+        raise StoreError(f"{str(path)!r} has batchfit's attributes but not its marker "
+                         f"{store.MARKER_DIR}/created, so it is not a batchfit result store "
+                         "(a copy, or a store whose creation was interrupted: `batchfit "
+                         "submit` with its config finishes it)")
+    try:
+        grid = store.read_grid(path)
+        c = store_counts(path)
+    except (KeyError, FileNotFoundError) as exc:  # zarr: ArrayNotFoundError, a FileNotFoundError
+        raise StoreError(f"{str(path)!r} is not a usable batchfit result store: "
+                         f"{type(exc).__name__}: {exc}") from None
     done = len(store.done_keys(path))
-    c = store_counts(path)
     rate = 100.0 * c["n_success"] / c["pixels"] if c["pixels"] else 0.0
     lines = [
         f"store: {path}",

@@ -26,7 +26,7 @@ from batchfit.config import JobConfig
 from batchfit.core import Parameters
 from batchfit.errors import InputError, StoreError
 from batchfit.models import Model
-from batchfit.stack import refit, store, zarrio
+from batchfit.stack import preflight, refit, store, zarrio
 from batchfit.stack.chunking import choose_chunks, task_budget
 from batchfit.stack.cluster import make_client, map_tasks, worker_memory
 from batchfit.stack.inputs import open_input, variable
@@ -98,6 +98,7 @@ def plan(config: JobConfig, workers: int | None = None, scheduler: str | None = 
     _check_aux(ds, data, inp)
     model = config.build_model()
     params = config.build_params(model)
+    preflight.check_job(config, ds, data, model, params)
     layout = ResultLayout.from_params(params, config.output.covariance)
     dims = tuple(d for d in data.dims if d != inp.fit_dim)
     budget = task_budget(*worker_memory(config.cluster, workers, scheduler))

@@ -181,6 +181,27 @@ class OutputConfig(Section):
     _resolve_path = field_validator("path")(resolve_path)
 
 
+SCHEDULER_WORD = r"[A-Za-z0-9_.,:@%+=/-]+"
+"""What ``queue`` and ``account`` may hold: one word a batch scheduler accepts."""
+SCHEDULER_ARGS = rf"{SCHEDULER_WORD}( {SCHEDULER_WORD})*"
+"""What each of ``job_extra_directives`` and ``python`` may hold: words and single spaces."""
+
+
+def _scheduler_text(value: str, pattern: str, what: str) -> str:
+    """``value`` if it matches ``pattern`` whole; else ValueError giving the pattern.
+
+    These fields are written into the batch script that the job queue runs: a
+    newline or a shell metacharacter in one would be a command of its own.
+    """
+    if not re.fullmatch(pattern, value):
+        spaces = "" if pattern == SCHEDULER_WORD else " and single spaces between words"
+        raise ValueError(
+            f"{value!r} is not allowed in {what}: use letters, digits, the characters "
+            f"_ . , : @ % + = / -{spaces} (allowed pattern: {pattern}); newlines, quotes "
+            "and shell characters such as ; | & $ ` ( ) < > would reach the batch script")
+    return value
+
+
 _CLUSTER_KEYS = {
     "local": {"n_workers", "threads_per_worker", "memory_limit"},
     "address": {"address"},
@@ -211,7 +232,7 @@ class ClusterConfig(Section):
     @field_validator("memory_limit", "memory")
     @classmethod
     def _check_memory(cls, size: str | None) -> str | None:
-        if size is not None and not re.fullmatch(r"\d+(\.\d+)?\s*([kKMGTP]i?B|[kKMGT]|B)?", size):
+        if size is not None and not re.fullmatch(r"\d+(\.\d+)? ?([kKMGTP]i?B|[kKMGT]|B)?", size):
             raise ValueError(f"expected a size such as '4GiB' or '500MB', got {size!r}")
         return size
 
@@ -221,6 +242,23 @@ class ClusterConfig(Section):
         if walltime is not None and not re.fullmatch(r"(\d+-)?\d+(:\d\d){0,2}", walltime):
             raise ValueError(f"expected a time such as '01:30:00', got {walltime!r}")
         return walltime
+
+    @field_validator("queue", "account")
+    @classmethod
+    def _check_word(cls, value: str | None) -> str | None:
+        return None if value is None else _scheduler_text(value, SCHEDULER_WORD, "a job script")
+
+    @field_validator("python")
+    @classmethod
+    def _check_python(cls, value: str | None) -> str | None:
+        return None if value is None else _scheduler_text(value, SCHEDULER_ARGS, "a job script")
+
+    @field_validator("job_extra_directives")
+    @classmethod
+    def _check_directives(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        for value in values:
+            _scheduler_text(value, SCHEDULER_ARGS, "a job script")
+        return values
 
     @model_validator(mode="after")
     def _check_kind(self) -> ClusterConfig:

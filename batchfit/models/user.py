@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.abc
+import importlib.machinery
 import inspect
+import os
 import sys
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -40,6 +44,41 @@ def _fix(ref: str) -> str:
         f"function model {ref!r}: give an importable 'package.module:function' whose "
         "signature is f(x, p1, p2, ...)"
     )
+
+
+class ModelPathFinder(importlib.abc.MetaPathFinder):
+    """Finds one top-level module, that of ``model.function``, in the given folders.
+
+    It sits at the end of ``sys.meta_path``: an installed package of the same
+    name wins, and no other name (``xarray``, say) is ever looked up in the
+    folders, so nothing else there can run. The folders never go on ``sys.path``.
+    """
+
+    def __init__(self, top: str, folders: tuple[str, ...]):
+        self.top = top
+        self.folders = folders
+
+    def find_spec(self, fullname, path=None, target=None):
+        """The spec of :attr:`top` from the folders; None for every other name."""
+        if fullname != self.top:
+            return None  # submodules of a package found here use its __path__
+        return importlib.machinery.PathFinder.find_spec(fullname, list(self.folders))
+
+
+def use_model_path(ref: str | None, folders: Iterable[str | os.PathLike]) -> None:
+    """Let the module of the function model ``ref`` be imported from ``folders`` only.
+
+    This is what ``model.python_path`` does; with no function model (``ref``
+    None) it does nothing. Calling it again with the same arguments is a no-op.
+    """
+    folders = tuple(os.fspath(f) for f in folders)
+    if not ref or not folders or not isinstance(ref, str):
+        return
+    top = ref.split(":")[0].split(".")[0]
+    for finder in sys.meta_path:
+        if isinstance(finder, ModelPathFinder) and (finder.top, finder.folders) == (top, folders):
+            return
+    sys.meta_path.append(ModelPathFinder(top, folders))
 
 
 def resolve_function(ref: str):

@@ -50,7 +50,7 @@ from distributed import Client, LocalCluster
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from batchfit.config import ClusterConfig
-from batchfit.errors import ConfigError
+from batchfit.errors import ClusterError, ConfigError
 from batchfit.vocabulary import JOB_QUEUE_CLASSES, JOB_QUEUE_KINDS
 
 THREAD_ENV = {"OMP_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1, "MKL_NUM_THREADS": 1}
@@ -58,6 +58,42 @@ THREAD_ENV = {"OMP_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1, "MKL_NUM_THREADS"
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 MMAP_THRESHOLD = 4 * 2**20
 TRIM_THRESHOLD = 32 * 2**20
+WORKER_TIMEOUT = 60.0
+"""Seconds a job waits for a running scheduler to have a worker
+(environment variable ``BATCHFIT_WORKER_TIMEOUT`` overrides it)."""
+
+
+def worker_timeout() -> float:
+    """:data:`WORKER_TIMEOUT`, or ``BATCHFIT_WORKER_TIMEOUT`` when set."""
+    return float(os.environ.get("BATCHFIT_WORKER_TIMEOUT", WORKER_TIMEOUT))
+
+
+@contextlib.contextmanager
+def scheduler_client(address: str, timeout: float | None = None) -> Iterator[Client]:
+    """A client of the running scheduler at ``address`` that has at least one worker.
+
+    Raises
+    ------
+    ClusterError
+        The scheduler cannot be reached, or has no worker after ``timeout``
+        seconds (default :func:`worker_timeout`): a clear message instead of a
+        job that waits forever.
+    """
+    timeout = worker_timeout() if timeout is None else timeout
+    try:
+        client = Client(address, timeout=timeout)
+    except (OSError, TimeoutError) as exc:
+        raise ClusterError(f"cannot reach the Dask scheduler at {address!r} within "
+                           f"{timeout:g} s ({type(exc).__name__}: {exc})") from None
+    with client:
+        try:
+            client.wait_for_workers(1, timeout=timeout)
+        except TimeoutError:
+            raise ClusterError(
+                f"the Dask scheduler at {address!r} has no workers after {timeout:g} s; "
+                f"start some (`dask worker {address}`), or run without --scheduler "
+                "to use a local cluster (BATCHFIT_WORKER_TIMEOUT sets the wait)") from None
+        yield client
 
 
 def tune_malloc(memory_limit: int | None = None) -> bool:
@@ -152,7 +188,7 @@ def _open_client(cfg: ClusterConfig, workers: int | None,
         address = scheduler or cfg.address
         if not address:
             raise ConfigError("cluster.address: required when cluster.kind is 'address'")
-        with Client(address) as client:
+        with scheduler_client(address) as client:
             yield client
     elif kind == "local":
         with _local_cluster(cfg, workers) as cluster, Client(cluster) as client:
@@ -223,8 +259,13 @@ def worker_memory(cluster_cfg: ClusterConfig, workers: int | None = None,
         Overrides ``n_workers`` (unused: dask's ``'auto'`` share depends on threads).
     scheduler : str, optional
         Address of a running scheduler: its workers are asked (smallest limit,
-        most threads); None for the limit when it has no workers or cannot be
-        reached.
+        most threads).
+
+    Raises
+    ------
+    ClusterError
+        The scheduler cannot be reached or has no worker (:func:`scheduler_client`),
+        so a job on it stops before anything is written.
     """
     kind = "address" if scheduler else cluster_cfg.kind
     threads = cluster_cfg.threads_per_worker
@@ -243,14 +284,11 @@ def worker_memory(cluster_cfg: ClusterConfig, workers: int | None = None,
     return None, threads
 
 
-def _scheduler_memory(address: str | None, timeout: float = 10.0) -> tuple[int | None, int]:
+def _scheduler_memory(address: str | None, timeout: float | None = None) -> tuple[int | None, int]:
     if not address:
         return None, 1
-    try:
-        with Client(address, timeout=timeout) as client:
-            info = client.scheduler_info(n_workers=-1)["workers"].values()
-    except Exception:  # unreachable now: the job itself will report it
-        return None, 1
+    with scheduler_client(address, timeout) as client:
+        info = client.scheduler_info(n_workers=-1)["workers"].values()
     limits = [w.get("memory_limit") or 0 for w in info]
     threads = max((w.get("nthreads") or 1 for w in info), default=1)
     return (min(limits) if limits and min(limits) > 0 else None), threads

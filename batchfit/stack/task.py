@@ -64,7 +64,8 @@ class TaskSpec:
     init : str or None
         Path of an earlier result store whose values start the fits.
     python_path : tuple of str
-        Folders put on ``sys.path`` before the model is imported.
+        Folders a function model's module is imported from
+        (:func:`batchfit.config.use_python_path`; never put on ``sys.path``).
     """
 
     index: tuple[int, ...]
@@ -111,10 +112,10 @@ class TaskInputs:
 
 def read_inputs(task: TaskSpec) -> TaskInputs:
     """Import the model and load the task's region of data, sigma and mask."""
-    from batchfit.config import extend_sys_path
+    from batchfit.config import use_python_path
     from batchfit.models import from_reference
 
-    extend_sys_path(task.python_path)
+    use_python_path(task.python_path, task.model.get("function"))
     region, inp = task.slices, task.input
     ds = open_input(inp.path)
     data = load_region(ds[inp.variable], region)
