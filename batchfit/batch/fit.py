@@ -22,8 +22,6 @@ from batchfit.core.stats import held_parameters
 from batchfit.errors import FitError, InputError, ModelError
 from batchfit.status import Status
 
-ENGINES = ("lm", "leastsq", "lbfgsb", "anneal")
-
 
 def fit_batch(model, params, x, y, sigma=None, mask=None, init=None, guess=False,
               max_nfev=None, covar=False, engine="lm", ftol=1e-10, xtol=1e-10,
@@ -63,10 +61,11 @@ def fit_batch(model, params, x, y, sigma=None, mask=None, init=None, guess=False
     Raises
     ------
     InputError
-        Wrong shapes.
+        Wrong shapes; ``max_nfev`` not a positive integer.
     ParameterError, ExpressionError, ModelError
         An invalid template, or one that misses model parameters.
     """
+    _check_max_nfev(max_nfev)
     layout = Layout(params, symtable)
     _check_model(model, layout)
     x, y, w = _prepare_data(x, y, sigma)
@@ -80,6 +79,14 @@ def fit_batch(model, params, x, y, sigma=None, mask=None, init=None, guess=False
         runner(model, layout, x, _rows(y, todo), _rows(w, todo), _rows(starts, todo), result, todo,
                max_nfev=max_nfev, ftol=ftol, xtol=xtol, engine=name)
     return result
+
+
+def _check_max_nfev(max_nfev) -> None:
+    if max_nfev is None:
+        return
+    if isinstance(max_nfev, bool) or not isinstance(max_nfev, int | np.integer) or max_nfev <= 0:
+        raise InputError(f"max_nfev must be a positive integer (or None for the default "
+                         f"200*(nvar+1)), got {max_nfev!r}")
 
 
 def _check_model(model, layout):
