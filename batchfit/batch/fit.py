@@ -16,9 +16,10 @@ import numpy as np
 from batchfit.batch import lm
 from batchfit.batch.layout import Layout
 from batchfit.batch.linalg import covariance_from_gram
+from batchfit.batch.loop import fit_loop
 from batchfit.batch.result import BatchResult
-from batchfit.core.minimizer import Minimizer, engine_name
-from batchfit.errors import FitError, InputError, ModelError
+from batchfit.core.minimizer import engine_name
+from batchfit.errors import InputError, ModelError
 from batchfit.status import Status
 
 ENGINES = ("lm", "leastsq", "lbfgsb", "anneal")
@@ -75,7 +76,7 @@ def fit_batch(model, params, x, y, sigma=None, mask=None, init=None, guess=False
     todo = _classify(y, w, mask, layout.nvar, result)
     if todo.size:
         name = "lm" if engine == "lm" else engine_name(engine)
-        runner = _fit_lm if name == "lm" else _fit_loop
+        runner = _fit_lm if name == "lm" else fit_loop
         runner(model, layout, x, _rows(y, todo), _rows(w, todo), _rows(starts, todo), result, todo,
                max_nfev=max_nfev, ftol=ftol, xtol=xtol, engine=name)
     return result
@@ -368,42 +369,3 @@ def _store_stderr(layout, ext, cov_ext, ok, result, todo):
         with np.errstate(invalid="ignore"):
             var = np.einsum("mi,mij,mj->m", g, cov_ext, g)
             result.stderr[name][todo] = np.sqrt(var)
-
-
-def _fit_loop(model, layout, x, y, w, starts, result, todo, *, max_nfev, ftol, xtol, engine):
-    """The slow reference path: one core Minimizer per curve."""
-    params = layout.params.copy()
-    kws = {"max_nfev": max_nfev} if (max_nfev and engine == "leastsq") else {}
-    if engine == "leastsq":
-        kws.update(ftol=ftol, xtol=xtol)
-    for i, row in enumerate(todo):
-        keep = w[i] > 0
-        xi, yi, wi = x[keep], y[i][keep], w[i][keep]
-
-        def residual(p, xi=xi, yi=yi, wi=wi):
-            return (yi - model(xi, **{q: p[q].value for q in model.param_names})) * wi
-
-        for j, name in enumerate(layout.var_names):
-            params[name].value = float(starts[i, j])
-        try:
-            fitter = Minimizer(residual, params)
-            getattr(fitter, engine)(**kws)
-        except FitError:
-            result.status[row] = Status.MODEL_ERROR
-            continue
-        _store_one(fitter, layout, result, row)
-
-
-def _store_one(fitter, layout, result, row):
-    ok = bool(fitter.success)
-    result.status[row] = Status.CONVERGED if ok else Status.MAX_NFEV
-    result.success[row] = ok
-    result.nfev[row] = fitter.nfev
-    if not ok:
-        return
-    result.chisqr[row], result.redchi[row] = fitter.chisqr, fitter.redchi
-    for name, par in fitter.params.items():
-        result.values[name][row] = par.value
-        result.stderr[name][row] = np.nan if par.stderr is None else par.stderr
-    if result.covar is not None and fitter.covar is not None:
-        result.covar[row] = fitter.covar
