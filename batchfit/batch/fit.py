@@ -18,6 +18,7 @@ from batchfit.batch.layout import Layout
 from batchfit.batch.linalg import covariance_from_gram
 from batchfit.batch.loop import fit_loop
 from batchfit.batch.result import BatchResult
+from batchfit.batch.start import guessed_starts
 from batchfit.core.minimizer import engine_name
 from batchfit.errors import InputError, ModelError
 from batchfit.status import Status
@@ -47,7 +48,9 @@ def fit_batch(model, params, x, y, sigma=None, mask=None, init=None, guess=False
     init : mapping of str -> array (n_fits,), optional
         Per-curve starting values; they override ``guess`` and the template.
     guess : bool
-        Start from ``model.guess(y, x)`` where it gives finite values.
+        Start each curve from a guess from its data that respects the template's
+        centres and bounds, or from the template where that fits better
+        (:mod:`batchfit.batch.start`).
     max_nfev : int, optional
         Maximum function evaluations per curve (default ``200*(nvar+1)``).
     covar : bool
@@ -71,7 +74,7 @@ def fit_batch(model, params, x, y, sigma=None, mask=None, init=None, guess=False
     _check_model(model, layout)
     x, y, w = _prepare_data(x, y, sigma)
     n = y.shape[0]
-    starts = layout.starting_values(n, _overrides(model, x, y, guess, init))
+    starts = layout.starting_values(n, _overrides(model, layout, x, y, w, guess, init))
     result = BatchResult.empty(layout.names, layout.var_names, n, covar)
     todo = _classify(y, w, mask, layout.nvar, result)
     if todo.size:
@@ -120,13 +123,11 @@ def _prepare_data(x, y, sigma):
     return x, np.where(w > 0, y, 0.0), w
 
 
-def _overrides(model, x, y, guess, init):
+def _overrides(model, layout, x, y, w, guess, init):
     out = []
     if guess:
-        yg = np.where(np.isfinite(y), y, np.nan)
         try:
-            with np.errstate(all="ignore"):
-                out.append(model.guess(yg, x))
+            out.append(guessed_starts(model, layout, x, y, w))
         except Exception as exc:  # a user model without a guess
             raise ModelError(f"guess=True but the model cannot guess: {exc}") from None
     if init is not None:
