@@ -17,6 +17,7 @@ ones included), the model and the Parameters template to fit with.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -190,3 +191,66 @@ def biexponential(n: int, *, seed: int = 0, npts: int = 128) -> Problem:
     y = clean + rng.normal(0.0, 1.0, clean.shape) * sigma
     return Problem("biexponential", t, y, sigma, truth, model, params)
 
+
+
+# ----------------------------------------------------------- real data: HCN (1-0) cube
+
+HCN_OFFSETS = {"f21": 0.0, "f11": 4.842, "f01": -7.064}
+"""Velocity (km/s) of the HCN J=1-0 hyperfine components F=2-1, 1-1, 0-1 relative to F=2-1."""
+
+
+def hcn_model() -> Model:
+    """Three hyperfine Gaussians (``f21_ f11_ f01_``) on a constant baseline (``bl_``)."""
+    return (gaussian(prefix="f21_") + gaussian(prefix="f11_") + gaussian(prefix="f01_")
+            + constant(prefix="bl_"))
+
+
+def hcn_params() -> Parameters:
+    """One velocity ``v`` and one width for the triplet; amplitudes (K km/s) ``min=0``."""
+    hints: dict = {"f21_sigma": {"value": 1.2, "min": 0.2, "max": 5.0}, "bl_c": 0.0}
+    start = {"f21": 0.5, "f11": 0.3, "f01": 0.1}
+    for prefix, dv in HCN_OFFSETS.items():
+        hints[f"{prefix}_center"] = {"expr": f"v + {dv}" if dv else "v"}
+        hints[f"{prefix}_amplitude"] = {"value": start[prefix], "min": 0.0}
+        if prefix != "f21":
+            hints[f"{prefix}_sigma"] = {"expr": "f21_sigma"}
+    params = Parameters()
+    params.add("v", value=-5.0, min=-15.0, max=5.0)
+    for name, par in hcn_model().make_params(**hints).items():
+        params[name] = par
+    return params
+
+
+def hcn_cube() -> Problem:
+    """Real data: the HCN (1-0) cube shipped with pyspeckit 1.0.4 (``tests/data``).
+
+    A Mopra single-dish cube (47 x 37 pixels, 352 channels of 0.114 km/s, in K);
+    see ``scripts/DATA.md`` for its provenance. Pixels outside the mapped area
+    are NaN (bad data). ``sigma`` per pixel is the standard deviation of the
+    line-free channels (below -15 and above +10 km/s). No truth is known.
+
+    Raises
+    ------
+    ImportError
+        If pyspeckit (for the file) or astropy (to read FITS) is not installed.
+    """
+    import importlib.util
+    from pathlib import Path
+
+    from astropy.io import fits  # optional: only this loader needs it
+
+    spec = importlib.util.find_spec("pyspeckit")  # found without importing pyspeckit
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("the real-data cube needs pyspeckit: pip install pyspeckit==1.0.4")
+    folder = Path(spec.submodule_search_locations[0]) / "tests" / "data"
+    with fits.open(folder / "region5_hcn_crop.fits") as hdul:
+        data, head = hdul[0].data.astype(float), hdul[0].header
+    chan = np.arange(data.shape[0]) + 1 - head["CRPIX3"]
+    v = (head["CRVAL3"] + chan * head["CDELT3"]) / 1e3  # m/s -> km/s
+    y = data.reshape(data.shape[0], -1).T
+    free = (v < -15.0) | (v > 10.0)
+    quiet = warnings.catch_warnings(action="ignore", category=RuntimeWarning)
+    with np.errstate(all="ignore"), quiet:  # all-NaN pixels outside the map
+        noise = np.nanstd(y[:, free], axis=1)
+    sigma = np.broadcast_to(noise[:, None], y.shape).copy()
+    return Problem("hcn_real", v, y, sigma, {}, hcn_model(), hcn_params())
