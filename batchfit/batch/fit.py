@@ -270,8 +270,9 @@ class _Problem:
         cols = []
         with np.errstate(all="ignore"):
             for j, name in enumerate(layout.var_names):
+                # a tie that does not depend on this parameter adds nothing (most of them)
                 terms = [_take(d[q], sel, full, npts) * g[:, j : j + 1]
-                         for q, g in ties.items() if q in d]
+                         for q, g in ties.items() if q in d and g[:, j].any()]
                 if name in d:
                     terms.append(_take(d[name], sel, full, npts))
                 col = sum(terms[1:], terms[0]) if terms else np.zeros(npts)
