@@ -29,18 +29,27 @@ def _typical(problem, name):
 
 
 def _compare_to_trf(problem):
-    """Agreement where both reached one minimum; elsewhere the batch must be the lower one."""
+    """Agreement where both reached one minimum; elsewhere the batch's is a minimum for trf too.
+
+    With a component absent, its other parameters are undetermined and the
+    problem has several local minima (e.g. a slow decay of amplitude 0 at any
+    lifetime, or a small amplitude at the lifetime bound): two correct solvers
+    may stop in different ones. There the batch's solution is checked by
+    restarting trf from it: trf must not find anything lower nearby.
+    """
     res = batchfit.fit_batch(problem.model, problem.params, problem.x, problem.y,
                              sigma=problem.sigma)
     ref = least_squares_each(problem.model, problem.params, problem.x, problem.y, problem.sigma)
     assert ref["success"].all()
     assert res.success.all(), np.bincount(res.status)
-    # trf itself sometimes stops on a bound above the minimum (checked: a lower interior
-    # minimum exists); there the batch engine must be at least as low, not equal
-    same = res.chisqr <= ref["chisqr"] * (1 + 1e-9)
-    assert same.all(), np.c_[np.flatnonzero(~same), (res.chisqr - ref["chisqr"])[~same]]
-    same &= res.chisqr >= ref["chisqr"] * (1 - 1e-9)
+    same = np.abs(res.chisqr - ref["chisqr"]) <= 1e-9 * ref["chisqr"]
     assert same.mean() >= 0.9
+    other = np.flatnonzero(~same)
+    if other.size:
+        starts = np.column_stack([res.values[n][other] for n in ref["var_names"]])
+        again = least_squares_each(problem.model, problem.params, problem.x, problem.y[other],
+                                   problem.sigma[other], starts=starts)
+        assert np.all(again["chisqr"] >= res.chisqr[other] * (1 - 1e-9)), other
     for name in ref["var_names"]:
         _agree(problem, name, res.values[name][same], ref["values"][name][same],
                res.stderr[name][same])
@@ -53,7 +62,11 @@ def _agree(problem, name, b, r, sd):
     for bound in (par.lo, par.hi):
         if np.isfinite(bound):
             on_bound |= np.abs(r - bound) <= ON_BOUND * max(abs(bound), scale)
-    np.testing.assert_allclose(b[on_bound], r[on_bound], rtol=ON_BOUND, atol=ON_BOUND * scale,
+    # NaN stderr off a bound: the parameter has no effect at this solution (the lifetime
+    # of an absent component), so with the same chi-square any value is the solution
+    no_effect = np.isnan(sd) & ~np.isclose(b, par.lo) & ~np.isclose(b, par.hi)
+    check = on_bound & ~no_effect
+    np.testing.assert_allclose(b[check], r[check], rtol=ON_BOUND, atol=ON_BOUND * scale,
                                err_msg=f"{name} on a bound")
     inner = ~on_bound & np.isfinite(sd) & (sd < 1e6 * scale)
     diff = np.abs(b - r)[inner] / sd[inner]
