@@ -1,8 +1,12 @@
 """Starting values for ``fit_batch(guess=True)``: a guess that never starts worse than the template.
 
 The guess (:func:`batchfit.models.template_guess.guess_from_template`) respects
-the template's centres and bounds; then, curve by curve, the start with the
-lower weighted sum of squares wins: the guess, or the template's own values.
+the template's centres and bounds. A varied parameter that the model does not
+see, only the template's ties (a redshift or a velocity that all centres are
+tied to), cannot be guessed from one component; it is searched on a grid over
+its bounds with the other guessed values held, per curve. Then, curve by
+curve, the start with the lower weighted sum of squares wins: the guess, or
+the template's own values.
 """
 
 from __future__ import annotations
@@ -41,11 +45,32 @@ def guessed_starts(model, layout: Layout, x: np.ndarray, y: np.ndarray,
     with np.errstate(all="ignore"):
         data = np.where(w > 0, y, np.nan)
         guesses = guess_from_template(model, data, x, layout.params, layout.symtable)
-    guessed = layout.starting_values(n, [guesses])
+    guessed = _grid_hidden(model, layout, x, y, w, layout.starting_values(n, [guesses]))
     template = layout.starting_values(n)
     better = _cost(model, layout, x, y, w, guessed) <= _cost(model, layout, x, y, w, template)
     return {name: np.where(better, guessed[:, j], np.nan)
             for j, name in enumerate(layout.var_names)}
+
+
+GRID = 21
+"""Grid points over the bounds of a parameter that only ties use."""
+
+
+def _grid_hidden(model, layout: Layout, x, y, w, start: np.ndarray) -> np.ndarray:
+    """``start`` with each bounded varied parameter that only ties use set by a grid search."""
+    for j, name in enumerate(layout.var_names):
+        lo, hi = layout.bounds.lo[j], layout.bounds.hi[j]
+        if name in model.param_names or not (np.isfinite(lo) and np.isfinite(hi)):
+            continue
+        best, best_cost = start[:, j].copy(), _cost(model, layout, x, y, w, start)
+        trial = start.copy()
+        for value in np.linspace(lo, hi, GRID + 2)[1:-1]:  # inside the bounds
+            trial[:, j] = value
+            cost = _cost(model, layout, x, y, w, trial)
+            better = cost < best_cost
+            best, best_cost = np.where(better, value, best), np.where(better, cost, best_cost)
+        start[:, j] = best
+    return start
 
 
 def _cost(model, layout: Layout, x, y, w, ext: np.ndarray) -> np.ndarray:
