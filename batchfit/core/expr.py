@@ -106,6 +106,14 @@ def _or(*args):
     return _scalar(np.logical_or.reduce(np.broadcast_arrays(*args)))
 
 
+# lmfit 0.2 lists these, but each returns a pair and expressions cannot index,
+# so no expression could use the result: refused with a hint instead.
+PAIR_FUNCTIONS = {
+    "frexp": "frexp(v) returns (mantissa, exponent); use floor(log2(abs(v))) + 1 for the "
+             "exponent and v / 2**that for the mantissa",
+    "modf": "modf(v) returns (fraction, integer part); use v - trunc(v) and trunc(v)",
+}
+
 DEFAULT_FUNCTIONS: dict[str, Callable] = {
     "abs": np.abs, "fabs": np.fabs, "sign": np.sign,
     "acos": np.arccos, "acosh": np.arccosh, "asin": np.arcsin, "asinh": np.arcsinh,
@@ -116,7 +124,7 @@ DEFAULT_FUNCTIONS: dict[str, Callable] = {
     "tan": np.tan, "tanh": np.tanh, "degrees": np.degrees, "radians": np.radians,
     "exp": np.exp, "expm1": np.expm1, "log": np.log, "log10": np.log10,
     "log1p": np.log1p, "log2": np.log2, "sqrt": np.sqrt, "hypot": np.hypot,
-    "fmod": _float_args(np.fmod), "frexp": np.frexp, "modf": np.modf,
+    "fmod": _float_args(np.fmod),
     "ldexp": _ldexp, "isinf": np.isinf, "isnan": np.isnan, "isfinite": np.isfinite,
     "factorial": _factorial, "gamma": special.gamma, "erf": special.erf,
     "erfc": special.erfc, "fsum": _fsum, "max": _max, "min": _min, "pow": _pow,
@@ -203,6 +211,8 @@ class _Checker(ast.NodeVisitor):
         fn = node.func
         if not isinstance(fn, ast.Name) or fn.id not in self.functions:
             name = fn.id if isinstance(fn, ast.Name) else type(fn).__name__
+            if name in PAIR_FUNCTIONS:
+                raise self.fail(f"function {name!r} is not available: {PAIR_FUNCTIONS[name]}")
             known = ", ".join(sorted(self.functions))
             raise self.fail(f"unknown function {name!r}; known: {known}")
         if any(k.arg is None for k in node.keywords):

@@ -65,10 +65,7 @@ FUNCTION_CASES = [
     ("2*pi*a", 2 * math.pi * A),
 ]
 
-TUPLE_CASES = [
-    ("frexp(8.0)", math.frexp(8.0)),
-    ("modf(2.5)", math.modf(2.5)),
-]
+PAIR_FUNCTIONS = ["frexp", "modf"]  # lmfit 0.2 lists them; they return pairs
 
 OPERATOR_CASES = [
     ("a + b", A + B),
@@ -117,19 +114,32 @@ def test_scalar_against_python(text, expected):
     assert float(value) == pytest.approx(float(expected), rel=1e-14, abs=1e-300)
 
 
-@pytest.mark.parametrize(("text", "expected"), TUPLE_CASES, ids=[c[0] for c in TUPLE_CASES])
-def test_tuple_valued_functions(text, expected):
-    value = compile_expression(text)(NS)
-    assert tuple(float(v) for v in value) == pytest.approx(expected)
+@pytest.mark.parametrize("name", PAIR_FUNCTIONS)
+def test_pair_valued_functions_are_refused_with_a_replacement(name):
+    with pytest.raises(ExpressionError, match=f"{name!r} is not available.*use "):
+        compile_expression(f"{name}(a) + 1")
+
+
+def test_pair_function_replacements_are_right():
+    # the replacements the messages suggest give math.frexp / math.modf
+    mant, expo = math.frexp(A * 37)
+    ns = {**NS, "v": A * 37}
+    k = compile_expression("floor(log2(abs(v))) + 1")(ns)
+    assert (k, compile_expression(f"v / 2**{int(k)}")(ns)) == pytest.approx((expo, mant))
+    frac, whole = math.modf(-2.75)
+    ns = {**NS, "v": -2.75}
+    assert compile_expression("v - trunc(v)")(ns) == pytest.approx(frac)
+    assert compile_expression("trunc(v)")(ns) == pytest.approx(whole)
 
 
 def test_every_documented_function_is_available():
+    # lmfit 0.2's list without frexp and modf (see the pair-function tests)
     documented = ("abs acos acosh asin asinh atan atan2 atanh ceil copysign cos cosh degrees "
-                  "exp fabs factorial floor fmod frexp fsum hypot isinf isnan ldexp log log10 "
-                  "log1p max min modf pow radians sin sinh sqrt tan tanh trunc").split()
+                  "exp fabs factorial floor fmod fsum hypot isinf isnan ldexp log log10 "
+                  "log1p max min pow radians sin sinh sqrt tan tanh trunc").split()
     missing = [f for f in documented if f not in DEFAULT_FUNCTIONS]
     assert not missing
-    tested = {c[0].split("(")[0] for c in FUNCTION_CASES + TUPLE_CASES}
+    tested = {c[0].split("(")[0] for c in FUNCTION_CASES}
     assert set(documented) <= tested
 
 
