@@ -6,7 +6,8 @@
 ['p1_amplitude', 'p1_center', 'p1_sigma', 'bg_slope', 'bg_intercept']
 """
 
-from batchfit.models.model import CompositeModel, Model
+from batchfit.models.algebra import CompositeModel, OperatorModel
+from batchfit.models.model import Model, expression_model, function_model
 from batchfit.models.registry import (
     FACTORIES,
     constant,
@@ -23,12 +24,12 @@ from batchfit.models.registry import (
     step,
     voigt,
 )
-from batchfit.models.user import expression_model, function_model
 
 __all__ = [
     "FACTORIES",
     "CompositeModel",
     "Model",
+    "OperatorModel",
     "constant",
     "damped_sine",
     "exponential",

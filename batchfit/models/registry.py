@@ -10,8 +10,10 @@ from typing import Any
 from batchfit.errors import ModelError
 from batchfit.models import guess as g
 from batchfit.models import lineshapes as ls
-from batchfit.models.model import CompositeModel, Kernel, Model
-from batchfit.models.user import expression_model, function_model
+from batchfit.models.algebra import OPERATORS, CompositeModel, OperatorModel
+from batchfit.models.kernel import Kernel
+from batchfit.models.model import Model, expression_model
+from batchfit.models.user import function_kernel
 
 MAX_DEGREE = 10
 
@@ -172,15 +174,17 @@ def get(name: str, prefix: str = "", **kw: Any) -> Model:
     return FACTORIES[name](prefix=prefix, **kw)
 
 
-def _component(entry: Any) -> Model:
+def _component(entry: Any, allow_pickle: bool) -> Model:
     if not isinstance(entry, Mapping):
         raise ModelError(f"model component {entry!r} is not a mapping like {{'type': 'gaussian'}}")
     entry = dict(entry)
+    if "op" in entry:
+        return _operator(entry, allow_pickle)
     prefix = entry.pop("prefix", "") or ""
     if "expression" in entry and len(entry) == 1:
         return expression_model(entry["expression"], prefix=prefix)
-    if "function" in entry and len(entry) == 1:
-        return function_model(entry["function"], prefix=prefix)
+    if "function" in entry and set(entry) <= {"function", "pickle"}:
+        return Model(_function_kernel(entry, allow_pickle), prefix=prefix)
     if "type" not in entry:
         raise ModelError(
             f"model component {entry!r} needs 'type' (a built-in name), "
@@ -189,18 +193,49 @@ def _component(entry: Any) -> Model:
     return get(entry.pop("type"), prefix=prefix, **entry)
 
 
-def from_reference(ref: Mapping[str, Any]) -> Model:
+def _function_kernel(entry: dict, allow_pickle: bool) -> Kernel:
+    payload = entry.get("pickle")
+    if payload is not None and not allow_pickle:
+        raise ModelError(
+            f"model {entry['function']!r} is a function pickled by value (it was defined "
+            "in __main__ or a notebook); unpickling runs code, so it is loaded only when "
+            "asked: from_reference(ref, allow_pickle=True), or give the model explicitly "
+            "(e.g. ds.batchfit.best_fit(model=Model(func)))"
+        )
+    return function_kernel(entry["function"], payload=payload)
+
+
+def _operator(entry: dict, allow_pickle: bool) -> Model:
+    if set(entry) != {"op", "left", "right"} or entry["op"] not in OPERATORS:
+        raise ModelError(
+            f"model reference {entry!r}: an operator entry is {{'op': one of {OPERATORS}, "
+            "'left': reference, 'right': reference}"
+        )
+    left = from_reference(entry["left"], allow_pickle)
+    return OperatorModel(left, from_reference(entry["right"], allow_pickle), entry["op"])
+
+
+def from_reference(ref: Mapping[str, Any], allow_pickle: bool = False) -> Model:
     """Rebuild a model from its :attr:`~batchfit.models.Model.reference`.
 
     Accepts ``{"components": [{"type": "gaussian", "prefix": "p1_"}, ...]}``,
-    ``{"expression": "a*exp(-x/tau) + c"}`` or ``{"function": "pkg.mod:func"}``
-    (optionally with ``"prefix"``). Components may also be expression or
-    function entries.
+    ``{"expression": "a*exp(-x/tau) + c"}``, ``{"function": "pkg.mod:func"}``
+    (optionally with ``"prefix"``) or ``{"op": "*", "left": ref, "right": ref}``.
+    Components may also be expression, function or operator entries.
+
+    Parameters
+    ----------
+    ref : Mapping
+        The reference.
+    allow_pickle : bool
+        Load functions pickled by value (``"pickle"`` entries); this runs code
+        from the reference, so only for references you made.
 
     Raises
     ------
     ModelError
-        If the reference is malformed or names an unknown model.
+        If the reference is malformed, names an unknown model, or holds a
+        pickled function and ``allow_pickle`` is false.
     """
     if not isinstance(ref, Mapping):
         raise ModelError(f"model reference {ref!r} is not a mapping")
@@ -209,11 +244,16 @@ def from_reference(ref: Mapping[str, Any]) -> Model:
         comps = ref["components"]
         if isinstance(comps, (str, bytes)) or not comps:
             raise ModelError("model reference: 'components' must be a non-empty list")
-        models = [_component(c) for c in comps]
+        models = [_component(c, allow_pickle) for c in comps]
         return models[0] if len(models) == 1 else CompositeModel(models)
-    if keys in ({"expression"}, {"function"}):
-        return _component(ref)
+    if keys in ({"expression"}, {"function"}, {"function", "pickle"}, {"op", "left", "right"}):
+        return _component(ref, allow_pickle)
     raise ModelError(
         f"model reference {dict(ref)!r} needs exactly one of 'components', "
-        "'expression' or 'function'"
+        "'expression', 'function' or 'op'"
     )
+
+
+def from_pickled_reference(ref: Mapping[str, Any]) -> Model:
+    """:func:`from_reference` with ``allow_pickle=True``: how a pickled Model is rebuilt."""
+    return from_reference(ref, allow_pickle=True)
