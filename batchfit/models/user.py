@@ -142,8 +142,9 @@ def function_kernel(func: str | Callable[..., Any], payload: str | None = None) 
         non-numeric defaults, or an object that is not a Python function.
     """
     options: dict[str, Any] = {}
-    if payload is not None:
+    if payload is not None:  # kept, so that the rebuilt model pickles again
         ref, obj = func, unpickle_function(str(func), payload)
+        options["pickle"] = payload
     elif isinstance(func, str):
         ref, obj = func, resolve_function(func)
     else:
