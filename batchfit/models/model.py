@@ -176,6 +176,8 @@ class Model:
         """
         out = {}
         for comp in self.components:
+            if not comp.kernel.derived:
+                continue
             raw = {n: values[comp.prefix + n] for n in comp.kernel.param_names}
             for name, func in comp.kernel.derived.items():
                 out[comp.prefix + name] = func(**raw)

@@ -10,7 +10,10 @@ from typing import Any
 from batchfit.errors import ModelError
 from batchfit.models import guess as g
 from batchfit.models import lineshapes as ls
+from batchfit.models import shape_guess as sg
+from batchfit.models import shapes as sh
 from batchfit.models.algebra import OPERATORS, CompositeModel, OperatorModel
+from batchfit.models.derived import DERIVED
 from batchfit.models.kernel import Kernel
 from batchfit.models.model import Model, expression_model
 from batchfit.models.user import function_kernel
@@ -26,16 +29,18 @@ PEAK_DEFAULTS = {"amplitude": _v(1.0), "center": _v(0.0), "sigma": _v(1.0)}
 
 _KERNELS: dict[str, Kernel] = {
     "gaussian": Kernel("builtin", "gaussian", ("amplitude", "center", "sigma"),
-                       ls.gaussian, ls.d_gaussian, g.guess_gaussian, PEAK_DEFAULTS, role="peak"),
+                       ls.gaussian, ls.d_gaussian, g.guess_gaussian, PEAK_DEFAULTS, role="peak",
+                       derived=DERIVED["gaussian"]),
     "lorentzian": Kernel("builtin", "lorentzian", ("amplitude", "center", "sigma"),
                          ls.lorentzian, ls.d_lorentzian, g.guess_lorentzian, PEAK_DEFAULTS,
-                         role="peak"),
+                         role="peak", derived=DERIVED["lorentzian"]),
     "voigt": Kernel("builtin", "voigt", ("amplitude", "center", "sigma", "gamma"),
                     ls.voigt, ls.d_voigt, g.guess_voigt,
-                    {**PEAK_DEFAULTS, "gamma": _v(1.0)}, role="peak"),
+                    {**PEAK_DEFAULTS, "gamma": _v(1.0)}, role="peak", derived=DERIVED["voigt"]),
     "pseudo_voigt": Kernel("builtin", "pseudo_voigt", ("amplitude", "center", "sigma", "fraction"),
                            ls.pseudo_voigt, ls.d_pseudo_voigt, g.guess_pseudo_voigt,
-                           {**PEAK_DEFAULTS, "fraction": _v(0.5, min=0.0, max=1.0)}, role="peak"),
+                           {**PEAK_DEFAULTS, "fraction": _v(0.5, min=0.0, max=1.0)}, role="peak",
+                           derived=DERIVED["pseudo_voigt"]),
     "step": Kernel("builtin", "step", ("amplitude", "center", "sigma"),
                    ls.step, ls.d_step, g.guess_step, PEAK_DEFAULTS),
     "exponential": Kernel("builtin", "exponential", ("amplitude", "decay"),
@@ -52,6 +57,21 @@ _KERNELS: dict[str, Kernel] = {
                         {"a": _v(0.0), "b": _v(0.0), "c": _v(0.0)}, role="background"),
     "constant": Kernel("builtin", "constant", ("c",), ls.constant, ls.d_constant,
                        g.guess_constant, {"c": _v(0.0)}, role="background"),
+    "skewed_gaussian": Kernel("builtin", "skewed_gaussian",
+                              ("amplitude", "center", "sigma", "gamma"),
+                              sh.skewed_gaussian, sh.d_skewed_gaussian, sg.guess_skewed_gaussian,
+                              {**PEAK_DEFAULTS, "sigma": _v(1.0, min=0.0), "gamma": _v(0.0)},
+                              role="peak"),
+    "exponential_gaussian": Kernel("builtin", "exponential_gaussian",
+                                   ("amplitude", "center", "sigma", "gamma"),
+                                   sh.exponential_gaussian, sh.d_exponential_gaussian,
+                                   sg.guess_exponential_gaussian,
+                                   {**PEAK_DEFAULTS, "sigma": _v(1.0, min=0.0),
+                                    "gamma": _v(1.0, min=0.0, max=20.0)}, role="peak"),
+    "moffat": Kernel("builtin", "moffat", ("amplitude", "center", "sigma", "beta"),
+                     sh.moffat, sh.d_moffat, sg.guess_moffat,
+                     {**PEAK_DEFAULTS, "sigma": _v(1.0, min=0.0), "beta": _v(1.0)}, role="peak",
+                     derived=DERIVED["moffat"]),
 }  # fmt: skip
 
 
@@ -79,9 +99,70 @@ def pseudo_voigt(prefix: str = "") -> Model:
     return _builtin("pseudo_voigt", prefix)
 
 
-def step(prefix: str = "") -> Model:
-    """Error-function step: ``amplitude``, ``center``, ``sigma``."""
-    return _builtin("step", prefix)
+def step(prefix: str = "", form: str | None = None) -> Model:
+    """Step from 0 to ``amplitude`` at ``center`` with width ``sigma``.
+
+    Without ``form``: ``amplitude * (1 + erf((x-center)/(sigma*sqrt(2))))/2``
+    (the integral of a Gaussian of width ``sigma``; batchfit's original step).
+    ``form='linear' | 'arctan' | 'erf' | 'logistic'`` (``'atan'`` too) gives
+    lmfit's step of that form, ``arg = (x-center)/sigma`` (see
+    :mod:`batchfit.models.shapes`); note lmfit's ``erf`` has no ``sqrt(2)``.
+
+    Raises
+    ------
+    ModelError
+        For an unknown form.
+    """
+    if form is None:
+        return _builtin("step", prefix)
+    form = _form(form, "step")
+    call = sh.StepForm(form)
+    kernel = Kernel("builtin", "step", ("amplitude", "center", "sigma"), call, call.partials,
+                    sg.StepGuess(form), PEAK_DEFAULTS, options={"form": form})
+    return Model(kernel, prefix=prefix)
+
+
+def rectangle(prefix: str = "", form: str = "linear") -> Model:
+    """Rectangle: up to ``amplitude`` at ``center1`` (width ``sigma1``), down at ``center2``.
+
+    Parameters ``amplitude, center1, sigma1, center2, sigma2``; ``form`` as
+    lmfit's (``'linear'`` default, ``'arctan'``, ``'erf'``, ``'logistic'``).
+
+    Raises
+    ------
+    ModelError
+        For an unknown form.
+    """
+    form = _form(form, "rectangle")
+    call = sh.RectangleForm(form)
+    defaults = {"amplitude": _v(1.0), "center1": _v(0.0), "sigma1": _v(1.0),
+                "center2": _v(1.0), "sigma2": _v(1.0)}
+    kernel = Kernel("builtin", "rectangle", ("amplitude", "center1", "sigma1", "center2", "sigma2"),
+                    call, call.partials, sg.RectangleGuess(form), defaults,
+                    options={"form": form})
+    return Model(kernel, prefix=prefix)
+
+
+def _form(form: str, model: str) -> str:
+    try:
+        return sh.form_name(form, model)
+    except ValueError as exc:
+        raise ModelError(str(exc)) from None
+
+
+def skewed_gaussian(prefix: str = "") -> Model:
+    """Skewed Gaussian: ``amplitude`` (area), ``center``, ``sigma``, ``gamma`` (skew)."""
+    return _builtin("skewed_gaussian", prefix)
+
+
+def exponential_gaussian(prefix: str = "") -> Model:
+    """Exponentially modified Gaussian: ``amplitude`` (area), ``center``, ``sigma``, ``gamma``."""
+    return _builtin("exponential_gaussian", prefix)
+
+
+def moffat(prefix: str = "") -> Model:
+    """Moffat profile: ``amplitude`` (height), ``center``, ``sigma``, ``beta``."""
+    return _builtin("moffat", prefix)
 
 
 def exponential(prefix: str = "") -> Model:
@@ -146,8 +227,12 @@ FACTORIES = {
     "gaussian": gaussian, "lorentzian": lorentzian, "voigt": voigt,
     "pseudo_voigt": pseudo_voigt, "exponential": exponential, "damped_sine": damped_sine,
     "linear": linear, "quadratic": quadratic, "polynomial": polynomial,
-    "constant": constant, "step": step,
+    "constant": constant, "step": step, "rectangle": rectangle,
+    "skewed_gaussian": skewed_gaussian, "exponential_gaussian": exponential_gaussian,
+    "moffat": moffat,
 }  # fmt: skip
+OPTIONS = {"polynomial": {"degree"}, "step": {"form"}, "rectangle": {"form"}}
+"""Factory keywords besides ``prefix``, per built-in."""
 
 
 def get(name: str, prefix: str = "", **kw: Any) -> Model:
@@ -165,11 +250,11 @@ def get(name: str, prefix: str = "", **kw: Any) -> Model:
         raise ModelError(
             f"unknown model type {name!r}{hint} (valid: {', '.join(sorted(FACTORIES))})"
         )
-    extra = set(kw) - ({"degree"} if name == "polynomial" else set())
+    extra = set(kw) - OPTIONS.get(name, set())
     if extra:
+        takes = "; ".join(f"{k} takes {', '.join(sorted(v))}" for k, v in OPTIONS.items())
         raise ModelError(
-            f"model type {name!r} takes no option(s) {sorted(extra)}; "
-            "only polynomial takes 'degree'"
+            f"model type {name!r} takes no option(s) {sorted(extra)} ({takes})"
         )
     return FACTORIES[name](prefix=prefix, **kw)
 
