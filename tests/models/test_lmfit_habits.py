@@ -49,7 +49,7 @@ TRUTH = {"d_amp": 3.0, "d_tau": 2.5, "g_amplitude": 5.0, "g_center": 5.5, "g_sig
 
 def run(imports: str) -> dict:
     namespace: dict = {"__name__": "__main__"}
-    exec(imports + SCRIPT, namespace)  # noqa: S102 - test-only source text
+    exec(imports + SCRIPT, namespace)
     return namespace
 
 

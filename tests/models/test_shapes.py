@@ -88,7 +88,7 @@ def test_asymmetric_peaks_have_area_amplitude(name):
         vals = dict(zip(factory().param_names, row, strict=True))
         f = factory()
         c = vals["center"]
-        area = sum(integrate.quad(lambda t, v=vals: float(f(t, **v)), a, b, limit=200)[0]
+        area = sum(integrate.quad(lambda t, v=vals, f=f: float(f(t, **v)), a, b, limit=200)[0]
                    for a, b in ((-np.inf, c), (c, np.inf)))
         assert area == pytest.approx(vals["amplitude"], rel=1e-8)
 

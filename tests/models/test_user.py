@@ -141,7 +141,7 @@ def test_expression_model_needs_text():
 def notebook_function(source: str, name: str):
     """A function defined as in a notebook or a script: its module is ``__main__``."""
     namespace = {"__name__": "__main__", "np": np}
-    exec(source, namespace)  # noqa: S102 - test-only source text
+    exec(source, namespace)
     return namespace[name]
 
 
