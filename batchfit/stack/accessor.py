@@ -68,11 +68,16 @@ class BatchfitAccessor:
         ModelError
             The reference holds a pickled function (pass ``model=``), or names a
             module that does not import here.
+        StoreError
+            The Dataset records no model.
         """
         if model is not None:
             return model
         from batchfit.models import from_reference
 
+        if "model" not in self._ds.attrs:
+            raise StoreError("this result records no model (no 'model' attribute); "
+                             "pass model=...")
         return from_reference(json.loads(self._ds.attrs["model"]))
 
     def params(self):
@@ -146,7 +151,12 @@ class BatchfitAccessor:
         out = xr.Dataset({"model": acc.best_fit(model),
                           "components": comps.to_dataarray(COMPONENT_DIM)})
         if data:
-            src = self.data(da).sel(indexers)
+            src = self.data(da)
+            # pixel dims selected earlier (ds.isel(...).batchfit.pixel()) are scalar coords
+            fixed = {d: one[d].values for d in src.dims
+                     if d != self.fit_dim and d not in indexers and d in one.coords
+                     and not one[d].dims}
+            src = src.sel({**indexers, **fixed})
             out["data"] = src
             out["residual"] = out["model"] - src
         scalars = {k: v for k, v in one.data_vars.items() if not v.dims}
@@ -167,7 +177,7 @@ class BatchfitAccessor:
             output_core_dims=[[dim]], dask="parallelized", output_dtypes=[np.float64],
             dask_gufunc_kwargs={"output_sizes": {dim: x.size}},
         )
-        return out.assign_coords({dim: x})
+        return out.assign_coords({dim: x.variable})
 
     def _recorded_input(self) -> xr.DataArray:
         attrs = self._ds.attrs
@@ -195,7 +205,7 @@ class BatchfitAccessor:
         if da.sizes[dim] != x.size:
             raise InputError(f"the data has {da.sizes[dim]} points along {dim!r}, the "
                              f"result {x.size}")
-        return da.assign_coords({dim: x})
+        return da.assign_coords({dim: x.variable})
 
 
 def _evaluate_block(*arrays, model, names, x) -> np.ndarray:
