@@ -15,9 +15,9 @@ from batchfit.report import (
     DPI,
     FIGSIZE,
     PlotDependencyError,
-    map_view,
     default_out_dir,
     make_report,
+    map_view,
     report,
 )
 from batchfit.status import Status, flag_attrs
