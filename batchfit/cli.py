@@ -82,6 +82,14 @@ def report(store: str, out_dir: str | None, pixels: tuple[str, ...]) -> None:
 
 
 @cli.command()
+@click.argument("folder", required=False, default="configs", type=click.Path(file_okay=False))
+def examples(folder: str) -> None:
+    """Make the data the example configs in FOLDER (default: configs) read, in FOLDER/data."""
+    make = _lookup("batchfit.examples", "examples", "examples")
+    click.echo(make(folder))
+
+
+@cli.command()
 @click.argument("folder", required=False, default="batchfit-demo", type=click.Path())
 def demo(folder: str) -> None:
     """Make a small synthetic cube and config in FOLDER, and run it."""

@@ -48,7 +48,7 @@ def check_job_paths(inp: InputConfig, model: ModelConfig, init: Path | None,
     nearest one that does must be a writable folder.
     """
     if not inp.path.exists():
-        fail(("input", "path"), f"{inp.path} does not exist")
+        fail(("input", "path"), f"{inp.path} does not exist" + _example_hint(inp.path))
     if init is not None and not init.exists():
         fail(("init",), f"{init} does not exist (expected an earlier result store)")
     for i, folder in enumerate(model.python_path):
@@ -67,6 +67,15 @@ def check_job_paths(inp: InputConfig, model: ModelConfig, init: Path | None,
     if not os.access(parent, os.W_OK | os.X_OK):
         what = "folder" if parent == out.parent else "folder (where the missing ones go)"
         fail(("output", "path"), f"{what} {parent} is not writable")
+
+
+def _example_hint(path: Path) -> str:
+    """How to make a missing example input (configs/data/peak_map.zarr, ...)."""
+    from batchfit.examples import COMMAND, INPUTS
+
+    if path.name not in INPUTS or path.parent.name != "data":
+        return ""
+    return f"; it is an example input: make it with `{COMMAND} {path.parent.parent}`"
 
 
 def build_model(spec: ModelConfig) -> Any:
