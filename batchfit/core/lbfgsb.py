@@ -30,6 +30,7 @@ error that says why and what to use instead. ``minimize``'s own option names
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -113,3 +114,25 @@ def _value(key: str, value: Any) -> float | int:
         kind = "a positive integer" if integer else "a positive number"
         raise FitError(f"lbfgsb: {key}={value!r} is not usable; give {kind}")
     return number
+
+
+def cost_and_gradient(residual: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
+                      step: float | None = None) -> tuple[float, np.ndarray]:
+    """Sum of squares of ``residual(x)`` and its forward-difference gradient.
+
+    ``step`` is ``fmin_l_bfgs_b``'s ``epsilon`` (an absolute step); by default
+    ``sqrt(eps) * |x|`` (``sqrt(eps)`` at zero).
+    """
+    r = residual(x)
+    cost = float(r @ r)
+    if step is None:
+        steps = np.sqrt(np.finfo(float).eps) * np.where(x != 0, np.abs(x), 1.0)
+    else:
+        steps = np.full(x.shape, float(step))
+    grad = np.empty_like(x)
+    for j, h in enumerate(steps):
+        xs = x.copy()
+        xs[j] += h
+        rs = residual(xs)
+        grad[j] = (float(rs @ rs) - cost) / h
+    return cost, grad

@@ -110,7 +110,7 @@ class Model:
         return ref
 
     def term_reference(self) -> dict[str, Any]:
-        """This model's entry in a sum's ``{"components": [...]}`` reference."""
+        """The entry of this model in a sum's ``{"components": [...]}`` reference."""
         k = self.kernel
         if k.kind == "builtin":
             return {"type": k.name, "prefix": self.prefix, **k.options}

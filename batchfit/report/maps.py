@@ -51,6 +51,8 @@ def load_matplotlib() -> Any:
 
 @dataclass(frozen=True)
 class Mpl:
+    """The matplotlib pieces a report draws with (Agg canvas, no pyplot)."""
+
     Figure: Any
     Canvas: Any
     colors: Any
@@ -59,6 +61,7 @@ class Mpl:
 
 
 def open_store(path: Path) -> xr.Dataset:
+    """Open a result store lazily; StoreError if it is missing or not a batchfit store."""
     if not path.exists():
         raise StoreError(f"{path}: no result store there (expected a zarr folder "
                          "written by batchfit submit)")
@@ -116,6 +119,7 @@ def _axis_values(da: xr.DataArray, dim: str) -> np.ndarray:
 
 
 def figure(mpl: Mpl, ncols: int, width_ratios: Sequence[float]):
+    """A one-row figure of ``ncols`` axes at the report's fixed size."""
     fig = mpl.Figure(figsize=FIGSIZE, dpi=DPI, layout="constrained")
     mpl.Canvas(fig)
     axes = fig.subplots(1, ncols, gridspec_kw={"width_ratios": list(width_ratios)})
@@ -123,15 +127,18 @@ def figure(mpl: Mpl, ncols: int, width_ratios: Sequence[float]):
 
 
 def save(fig, path: Path) -> Path:
+    """Write ``fig`` as PNG to ``path`` and return the path."""
     fig.savefig(path, dpi=DPI)  # no bbox_inches='tight': keeps the pixel size fixed
     return path
 
 
 def title(fig, text: str, note: str) -> None:
+    """Figure title, with a note in brackets when there is one."""
     fig.suptitle(f"{text}  [{note}]" if note else text, fontsize=13)
 
 
 def parameter_figure(mpl: Mpl, ds: xr.Dataset, name: str, path: Path) -> Path:
+    """Map and histogram of parameter ``name`` and of its stderr, written to ``path``."""
     fig, (ax_map, ax_hist, ax_emap, ax_ehist) = figure(mpl, 4, (1.35, 1, 1.35, 1))
     value, stderr = map_view(ds[name]), map_view(ds[f"{name}_stderr"])
     _map_panel(mpl, fig, ax_map, value, name)
@@ -143,6 +150,7 @@ def parameter_figure(mpl: Mpl, ds: xr.Dataset, name: str, path: Path) -> Path:
 
 
 def redchi_figure(mpl: Mpl, ds: xr.Dataset, path: Path) -> Path:
+    """Map and histogram of the reduced chi-square, written to ``path``."""
     fig, (ax_map, ax_hist) = figure(mpl, 2, (1.3, 1))
     view = map_view(ds["redchi"])
     _map_panel(mpl, fig, ax_map, view, "redchi")
@@ -263,6 +271,7 @@ def _short_number(value: float, _pos: Any = None) -> str:
 
 
 def note(ax, text: str) -> None:
+    """A boxed note in the middle of ``ax``."""
     ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=10,
             color="0.2", bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "0.6"})
 
@@ -271,6 +280,7 @@ def note(ax, text: str) -> None:
 
 
 def status_figure(mpl: Mpl, ds: xr.Dataset, path: Path) -> Path:
+    """Status map with its meanings and a bar chart of the counts, written to ``path``."""
     fig, (ax_map, ax_bar) = figure(mpl, 2, (1.3, 1))
     meanings = status_meanings(ds["status"])
     counts = status_counts(ds)
