@@ -22,7 +22,7 @@ import numpy as np
 import xarray as xr
 
 from batchfit.errors import InputError
-from batchfit.report.maps import Mpl, save
+from batchfit.report.maps import Mpl, note, save
 from batchfit.report.summary import status_meanings
 from batchfit.stack.accessor import BatchfitAccessor
 from batchfit.status import Status
@@ -176,6 +176,10 @@ def _panel(top, bottom, one: xr.Dataset, model, label: str, meanings) -> None:
             colour = COMPONENT_COLOURS[i % len(COMPONENT_COLOURS)]
             top.plot(x, curves["components"].sel(component=name).values, "--", lw=0.9,
                      color=colour, label=str(name))
+    finite = np.isfinite(curves["model"].values).any() or (
+        "data" in curves and np.isfinite(curves["data"].values).any())
+    if not finite:
+        note(top, "no finite data or model values")
     code = int(one["status"].values)
     top.set_title(f"{label}\nredchi={float(one['redchi'].values):.3g}, "
                   f"{meanings.get(code, code)}{missing}", fontsize=8)
