@@ -118,8 +118,8 @@ class LMResult:
         Damped steps tried.
     jac_at_solution : ndarray, shape (n, npts, k) or None
         Jacobian freshly evaluated at `theta` (NaN for a bad start).
-    resid_at_solution : ndarray, shape (n, npts)
-        Residuals at `theta`.
+    resid_at_solution : ndarray, shape (n, npts), or None
+        Residuals at `theta` (None unless asked for).
     gram_at_solution : ndarray, shape (n, k, k) or None
         ``J^T J`` of a fresh Jacobian at `theta` (``return_gram=True``): all a
         covariance needs, without keeping the ``(n, npts, k)`` Jacobian.
@@ -131,7 +131,7 @@ class LMResult:
     status: np.ndarray
     niter: np.ndarray
     jac_at_solution: np.ndarray | None
-    resid_at_solution: np.ndarray
+    resid_at_solution: np.ndarray | None
     gram_at_solution: np.ndarray | None = None
 
 
@@ -243,8 +243,12 @@ def solve(
     """
     theta0, lo, hi = _inputs(theta0, lower, upper)
     n, k = theta0.shape
+    if evaluate is None:
+        if resid is None:
+            raise ValueError("solve needs resid (and optionally jac) or evaluate")
+        evaluate = evaluator(resid, jac, k)
     opts = _Options(
-        evaluate=evaluator(resid, jac, k) if evaluate is None else evaluate,
+        evaluate=evaluate,
         tol=Tolerances.make(ftol, xtol, gtol, 200 * (k + 1) if max_nfev is None else max_nfev),
         rel_step=np.sqrt(EPS) if diff_step is None else float(diff_step),
         gram=bool(return_gram), resid=bool(return_resid or return_jac))
@@ -284,7 +288,7 @@ def _run(opts: _Options, theta0, lo, hi, out: LMOutput, pool: int) -> None:
             nxt = int(rows[-1]) + 1
             new = _init(opts, theta0[rows], rows, lo[rows], hi[rows], out)
             state = new if state is None else state.join(new)
-        elif size == 0:
+        elif state is None or size == 0:
             return
         else:
             state = _step(opts, state, out)
