@@ -76,7 +76,7 @@ class Layout:
         return self.ties.apply(vals) if self.ties else vals
 
     def tie_gradients(self, ext: np.ndarray) -> dict:
-        """d(tied)/d(varied) by central differences: name -> ``(m, nvar)``.
+        """d(tied)/d(varied) (:meth:`TieSet.gradients`): name -> ``(m, nvar)``.
 
         Only the (cheap) expressions are evaluated, never the model.
         """
