@@ -83,9 +83,10 @@ def use_model_path(ref: str | None, folders: Iterable[str | os.PathLike]) -> Non
     None) it does nothing. Calling it again with the same arguments is a no-op.
     """
     folders = tuple(os.fspath(f) for f in folders)
-    if not ref or not folders or not isinstance(ref, str):
+    parts = parse_function_ref(ref)
+    if parts is None or not folders:  # a malformed ref fails when it is resolved
         return
-    top = ref.split(":")[0].split(".")[0]
+    top = parts[0].split(".")[0]
     for finder in sys.meta_path:
         if isinstance(finder, ModelPathFinder) and (finder.top, finder.folders) == (top, folders):
             return
