@@ -87,7 +87,8 @@ class CompositeModel(Model):
 
     def value_and_jacobian(self, x, **values):
         """Sum of the values, union of the partials (see :meth:`Model.value_and_jacobian`)."""
-        parts, jac = [], {}
+        parts: list = []
+        jac: dict | None = {}
         for t in self._terms:
             value, part = t.value_and_jacobian(x, **values)
             parts.append(value)
