@@ -100,7 +100,7 @@ def plan(config: JobConfig, workers: int | None = None, scheduler: str | None = 
     params = config.build_params(model)
     preflight.check_job(config, ds, data, model, params)
     layout = ResultLayout.from_params(params, config.output.covariance, model)
-    dims = tuple(d for d in data.dims if d != inp.fit_dim)
+    dims = tuple(str(d) for d in data.dims if d != inp.fit_dim)
     budget = task_budget(*worker_memory(config.cluster, workers, scheduler))
     chunks = choose_chunks(data, inp.fit_dim, len(layout.var_names), inp.chunks,
                            budget=budget, n_inputs=2 if inp.sigma else 1)
@@ -229,7 +229,7 @@ def run(config: JobConfig, *, overwrite: bool = False, workers: int | None = Non
 
 
 def _execute(config: JobConfig, tasks: list[TaskSpec], workers, scheduler, quiet,
-             after=None) -> tuple[list, str | None, object]:
+             after=None) -> tuple[list, str | None, dict | None]:
     """Run the tasks on a cluster, then ``after(client)`` if given.
 
     Returns the tasks' small result dicts, the dashboard link and what ``after``

@@ -301,6 +301,7 @@ def _fit_lm(model, layout, x, y, w, starts, result, todo, *, max_nfev, ftol, xto
                    ftol=ftol, xtol=xtol, max_nfev=max_nfev, block_size=block_size(x.size),
                    return_jac=False, return_gram=True, return_resid=False)
     gram = out.gram_at_solution
+    assert gram is not None  # return_gram=True
     nfree = result.ndata[todo] - layout.nvar
     with np.errstate(all="ignore"):
         redchi = np.where(nfree > 0, out.cost / nfree, np.nan)

@@ -326,28 +326,30 @@ class Minimizer:
         for par in self.params.values():
             if not par.varies and par.expr is None:
                 par.stderr = 0.0  # held fixed: no uncertainty from this fit
-        held = np.isnan(np.diag(cov)) if cov is not None else None
-        if cov is None or self.nfree <= 0 or not np.all(np.isfinite(cov[~held][:, ~held])):
+        if cov is None:
             return
-        self.covar = cov * self.redchi
-        sd = np.sqrt(np.abs(np.diag(self.covar)))
-        corr = stats.correlations(self.covar)
+        held = np.isnan(np.diag(cov))
+        if self.nfree <= 0 or not np.all(np.isfinite(cov[~held][:, ~held])):
+            return
+        self.covar = covar = cov * self.redchi
+        sd = np.sqrt(np.abs(np.diag(covar)))
+        corr = stats.correlations(covar)
         for i, par in enumerate(self._vars):
             par.stderr = float(sd[i])  # NaN for a parameter held at its bound
             par.correl = None if held[i] else {
                 q.name: float(corr[i, j]) for j, q in enumerate(self._vars)
                 if j != i and not held[j]}
         self.errorbars = bool(np.all(np.isfinite(sd)))
-        self._tied_stderr(sd, held)
+        self._tied_stderr(sd, held, covar)
 
-    def _tied_stderr(self, sd, held):
+    def _tied_stderr(self, sd, held, covar):
         if not self._ties:
             return
         best = np.array([p.value for p in self._vars])
         scale = np.maximum(np.maximum(np.abs(best), np.where(held, 0.0, sd)), 1e-300)
         grads = self._ties.gradients(self.params.valuesdict(), self.var_names, scale)
         # A parameter held at its bound contributes nothing to a tied one's error.
-        covar = np.where(held[:, None] | held[None, :], 0.0, self.covar)
+        covar = np.where(held[:, None] | held[None, :], 0.0, covar)
         for name, g in grads.items():
             self.params[name].stderr = stats.propagate(g, covar)
 

@@ -10,6 +10,7 @@ like the output store (see :mod:`batchfit.stack.layout`).
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -111,7 +112,7 @@ def fit(
     return ds.assign_coords({dim: fit_coordinate(da, dim)})
 
 
-def _from_dataset(ds: xr.Dataset, var, sigma, mask):
+def _from_dataset(ds: xr.Dataset, var, sigma, mask) -> tuple[xr.DataArray, Any, Any]:
     """The DataArrays to fit from a Dataset: ``ds[var]``, and sigma/mask given by name."""
     names = ", ".join(map(repr, map(str, ds.data_vars))) or "none"
     if var is None or var not in ds.data_vars:
@@ -146,8 +147,8 @@ def _single_chunk_along(obj, dim: str):
 def _extra_args(da, dim, sigma, mask, init, layout) -> tuple[list, dict]:
     """Arrays passed beside the data (sigma, mask, init) and how to read them."""
     args: list = []
-    spec = {"has_sigma": isinstance(sigma, xr.DataArray), "has_mask": mask is not None,
-            "sigma_scalar": None, "init_names": ()}
+    spec: dict[str, Any] = {"has_sigma": isinstance(sigma, xr.DataArray),
+                            "has_mask": mask is not None, "sigma_scalar": None, "init_names": ()}
     if spec["has_sigma"]:
         _check_dim(sigma, dim)
         args.append(_single_chunk_along(sigma, dim))

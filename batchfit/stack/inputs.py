@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import overload
 
 import xarray as xr
 
@@ -29,6 +30,14 @@ def open_input(path: str | os.PathLike) -> xr.Dataset:
             return xr.open_zarr(str(path), consolidated=False)
     except Exception as exc:
         raise InputError(f"cannot open input {str(path)!r}: {type(exc).__name__}: {exc}") from exc
+
+
+@overload
+def variable(ds: xr.Dataset, name: str, key: str) -> xr.DataArray: ...
+@overload
+def variable(ds: xr.Dataset, name: None, key: str) -> None: ...
+@overload
+def variable(ds: xr.Dataset, name: str | None, key: str) -> xr.DataArray | None: ...
 
 
 def variable(ds: xr.Dataset, name: str | None, key: str) -> xr.DataArray | None:

@@ -20,7 +20,7 @@ from batchfit.status import Status, flag_attrs
 
 COVAR_DIMS = ("param", "param_")
 
-_STAT_FIELDS = (
+_STAT_FIELDS: tuple[tuple[str, type, float, dict], ...] = (
     # name, dtype, fill (value of a pixel that was never fitted), attrs
     ("chisqr", np.float64, np.nan, {"long_name": "chi-square"}),
     ("redchi", np.float64, np.nan, {"long_name": "reduced chi-square"}),
@@ -84,7 +84,8 @@ class ResultLayout:
 
     def scalar_fields(self) -> list[tuple[str, type, float, dict]]:
         """``(variable, dtype, fill, attrs)`` of each per-pixel scalar, in packed order."""
-        fields = [(n, np.float64, np.nan, {"long_name": f"best-fit {n}"}) for n in self.names]
+        fields: list[tuple[str, type, float, dict]] = [
+            (n, np.float64, np.nan, {"long_name": f"best-fit {n}"}) for n in self.names]
         fields += [
             (f"{n}_stderr", np.float64, np.nan, {"long_name": f"standard error of {n}"})
             for n in self.names
@@ -115,7 +116,7 @@ class ResultLayout:
 
     def fills(self) -> dict[str, object]:
         """Fill value of every variable, for the store's zarr ``fill_value``."""
-        out = {name: fill for name, _, fill, _ in self.scalar_fields()}
+        out: dict[str, object] = {name: fill for name, _, fill, _ in self.scalar_fields()}
         if self.covar:
             out["covar"] = np.nan
         return out

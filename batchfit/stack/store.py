@@ -31,6 +31,7 @@ import xarray as xr
 import zarr
 
 from batchfit.errors import StoreError
+from batchfit.stack import zarrio
 from batchfit.stack.layout import ResultLayout
 
 MARKER_DIR = ".batchfit"
@@ -85,9 +86,10 @@ def is_complete(path) -> bool:
 def read_fingerprint(path) -> str | None:
     """The fingerprint recorded in a store's attributes, or None if unreadable."""
     try:
-        return zarr.open_group(str(path), mode="r").attrs.get(FINGERPRINT_ATTR)
+        found = zarr.open_group(str(path), mode="r").attrs.get(FINGERPRINT_ATTR)
     except Exception:  # not a zarr group at all
         return None
+    return found if isinstance(found, str) else None
 
 
 def prepare(path, fingerprint: str, overwrite: bool, create) -> str:
@@ -159,7 +161,7 @@ def create(path, layout: ResultLayout, coords: xr.Dataset, grid: ChunkGrid,
     """
     shape = grid.sizes + (layout.width,)
     packed = dsa.broadcast_to(layout.fill_row(), shape, chunks=grid.chunks + (layout.width,))
-    ds = layout.dataset(packed, grid.dims, dict(coords.coords), attrs)
+    ds = layout.dataset(packed, grid.dims, dict(coords.coords), dict(attrs))
     encoding = {}
     for name, fill in layout.fills().items():
         extra = ds[name].shape[len(grid.dims):]
@@ -174,17 +176,16 @@ def create(path, layout: ResultLayout, coords: xr.Dataset, grid: ChunkGrid,
 
 def read_grid(path) -> ChunkGrid:
     """The chunk grid of an existing store (from the ``status`` array)."""
-    arr = zarr.open_array(str(path), path=CHUNK_VAR, mode="r")
-    dims = tuple(arr.metadata.dimension_names)
-    return ChunkGrid(dims, tuple(arr.shape), tuple(arr.chunks))
+    arr = zarrio.array(zarrio.open_group(path), CHUNK_VAR)
+    return ChunkGrid(zarrio.dims(arr), tuple(arr.shape), tuple(arr.chunks))
 
 
 def write_region(path, ds: xr.Dataset, region: Mapping[str, slice]) -> None:
     """Write the data variables of an in-memory ``ds`` into ``region`` of the store."""
-    group = zarr.open_group(str(path), mode="r+", use_consolidated=False)
+    group = zarrio.open_group(path, mode="r+")
     for name, var in ds.data_vars.items():
-        arr = group[name]
-        dims = tuple(arr.metadata.dimension_names)
+        arr = zarrio.array(group, str(name))
+        dims = zarrio.dims(arr)
         sel = tuple(region.get(d, slice(None)) for d in dims)
         arr[sel] = np.asarray(var.transpose(*dims).values, dtype=arr.dtype)
 
