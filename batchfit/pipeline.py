@@ -59,7 +59,10 @@ from batchfit.errors import InputError, StoreError
 from batchfit.stack import refit, store
 from batchfit.stack.apply import fit
 from batchfit.stack.cluster import release_memory, worker_memory
+from batchfit.stack.identity import input_identity
 from batchfit.stack.layout import ResultLayout
+from batchfit.stack.lock import JobLock, holder
+from batchfit.stack.prepare import decide, prepare
 from batchfit.stack.store import ChunkGrid
 from batchfit.status import Status
 
@@ -319,17 +322,45 @@ def _pixel_coords(p: Plan) -> xr.Dataset:
     return xr.Dataset(coords=coords).compute()
 
 
+def store_record(config, p: Plan) -> dict:
+    """What a store vouches for: config fingerprint, input identity, result variables."""
+    ds = open_input(config.input.path)
+    inp = config.input
+    ident = input_identity(p.data, p.grid.dims, ds[inp.sigma] if inp.sigma else None,
+                           ds[inp.mask] if inp.mask else None)
+    return {"fingerprint": config.fingerprint(), "input": ident,
+            "variables": list(p.layout.fills())}
+
+
 def prepare_store(config, p: Plan, overwrite: bool) -> tuple[str, ChunkGrid]:
-    """Create or reuse the output store; returns (state, the store's chunk grid)."""
+    """Create or reuse the output store (hold the job lock); returns (action, chunk grid)."""
     create = partial(store.create, layout=p.layout, coords=_pixel_coords(p), grid=p.grid,
                      attrs=_store_attrs(config, p))
-    state = store.prepare(config.output.path, config.fingerprint(), overwrite, create)
+    action = prepare(config.output.path, store_record(config, p), overwrite, create)
     grid = store.read_grid(config.output.path)
     if (grid.dims, grid.sizes) != (p.grid.dims, p.grid.sizes):
         raise StoreError(f"output {str(config.output.path)!r} has pixel dims "
                          f"{dict(zip(grid.dims, grid.sizes, strict=True))}, the input "
                          f"{dict(zip(p.grid.dims, p.grid.sizes, strict=True))}; use --overwrite")
-    return state, grid
+    return action, grid
+
+
+def chunks_to_run(path, grid: ChunkGrid, quiet: bool = True) -> list[tuple[int, ...]]:
+    """Chunks not done, and done ones whose files are damaged (their markers are removed)."""
+    damaged = store.damaged_chunks(path, grid)
+    if damaged:
+        if not quiet:
+            print(f"batchfit: recomputing {len(damaged)} damaged chunks: "
+                  f"{_damage_text(damaged)}", file=sys.stderr)
+        store.forget(path, damaged)
+        refit.forget(path, damaged)
+    done = store.done_keys(path)
+    return [i for i in grid.indices() if ChunkGrid.key(i) not in done]
+
+
+def _damage_text(damaged: dict, limit: int = 5) -> str:
+    items = [f"chunk {k.replace('_', ',')} ({why})" for k, why in list(damaged.items())[:limit]]
+    return "; ".join(items) + (f"; and {len(damaged) - limit} more" if len(damaged) > limit else "")
 
 
 # ------------------------------------------------------------------ the task
@@ -423,16 +454,17 @@ def run(config, *, overwrite: bool = False, workers: int | None = None,
     Raises
     ------
     InputError, ConfigError, StoreError
-        Bad input or a store made by another config (nothing is written then).
+        Bad input, a store made by another config or input, or another job
+        running on the same output (nothing is written then).
     """
     t0 = time.perf_counter()
     p = plan(config, workers, scheduler)
-    _, grid = prepare_store(config, p, overwrite)
-    done = store.done_keys(config.output.path)
-    todo = [i for i in grid.indices() if ChunkGrid.key(i) not in done]
-    tasks = [task_spec(config, p, grid, i) for i in todo]
-    after = refit.hook(config, p.layout, grid, partial(task_spec, config, p, grid), quiet)
-    results, dashboard, again = _execute(config, tasks, workers, scheduler, quiet, after)
+    with JobLock(config.output.path):
+        _, grid = prepare_store(config, p, overwrite)
+        todo = chunks_to_run(config.output.path, grid, quiet)
+        tasks = [task_spec(config, p, grid, i) for i in todo]
+        after = refit.hook(config, p.layout, grid, partial(task_spec, config, p, grid), quiet)
+        results, dashboard, again = _execute(config, tasks, workers, scheduler, quiet, after)
     elapsed = time.perf_counter() - t0
     fitted = sum(r["pixels"] for r in results)
     return JobSummary(**_store_counts(config.output.path), fits_per_s=fitted / elapsed,
@@ -493,16 +525,34 @@ class _Progress:
             sys.stderr.write("\n")
 
 
-def _store_counts(path) -> dict:
-    """pixels, n_success and status counts (name -> n) over a whole store."""
+def _store_counts(path, skip=()) -> dict:
+    """pixels, n_success and status counts (name -> n) over a whole store.
+
+    Chunks named in ``skip`` (damaged ones) are not read; their pixels count as not run.
+    """
     import zarr
 
     group = zarr.open_group(str(path), mode="r", use_consolidated=False)
-    status = np.asarray(group["status"][...]).ravel().astype(np.int64)
+    if skip:
+        status, success = _read_skipping(group, store.read_grid(path), set(skip))
+    else:
+        status, success = group["status"][...], group["success"][...]
+    status = np.asarray(status).ravel().astype(np.int64)
     codes = np.bincount(status, minlength=len(Status))
     counts = {Status(c).name.lower(): int(codes[c]) for c in range(len(Status))}
-    n_success = int(np.count_nonzero(group["success"][...]))
+    n_success = int(np.count_nonzero(success))
     return {"pixels": int(status.size), "n_success": n_success, "status_counts": counts}
+
+
+def _read_skipping(group, grid: ChunkGrid, skip: set) -> tuple[np.ndarray, np.ndarray]:
+    status = np.full(grid.sizes, int(Status.NOT_RUN), np.int8)
+    success = np.zeros(grid.sizes, bool)
+    for index in grid.indices():
+        if ChunkGrid.key(index) in skip:
+            continue
+        sel = tuple(grid.region(index)[d] for d in grid.dims)
+        status[sel], success[sel] = group["status"][sel], group["success"][sel]
+    return status, success
 
 
 # ------------------------------------------------------------------ validate / status
@@ -523,8 +573,13 @@ def validate(config, n_samples: int = 4) -> str:
     """
     p = plan(config)
     out = config.output.path
-    store.check_reusable(out, config.fingerprint(), overwrite=False)
-    state = "resume (same config)" if store.is_complete(out) else "create"
+    running = holder(out)
+    if running is not None:
+        raise StoreError(f"output {str(out)!r} is in use by a running batchfit job "
+                         f"({running.describe()}); submit would exit until it ends")
+    state = {"resume": "resume (same config and input)", "create": "create",
+             "rebuild": "create again (an earlier creation was interrupted)"}[
+        decide(out, store_record(config, p), overwrite=False)]
     lines = [
         f"input: {config.input.path} variable {config.input.variable!r} "
         f"{dict(p.data.sizes)} {p.data.dtype}, fit dim {config.input.fit_dim!r}",
@@ -570,13 +625,18 @@ def status(store_path) -> str:
     if store.read_fingerprint(path) is None:
         raise StoreError(f"{str(path)!r} is not a batchfit result store")
     grid = store.read_grid(path)
-    done = len(store.done_keys(path))
-    c = _store_counts(path)
+    damaged = store.damaged_chunks(path, grid)
+    done = len(store.done_keys(path) - set(damaged))
+    c = _store_counts(path, damaged)
     rate = 100.0 * c["n_success"] / c["pixels"] if c["pixels"] else 0.0
     counts = ", ".join(f"{k} {n}" for k, n in c["status_counts"].items() if n)
+    running = holder(path)
     lines = [
         f"store: {path}",
         f"chunks: {done}/{len(grid)} done" + ("" if done < len(grid) else " (complete)"),
+        *([f"damaged: {len(damaged)} chunks, recomputed by the next submit: "
+           f"{_damage_text(damaged, 20)}"] if damaged else []),
+        *([f"running: {running.describe()}"] if running else []),
         f"pixels: {c['pixels']}, succeeded {c['n_success']} ({rate:.1f}%)",
         f"status: {counts}",
     ]

@@ -16,7 +16,7 @@ import xarray as xr
 
 from batchfit.batch import fit_batch
 from batchfit.errors import InputError
-from batchfit.stack.layout import ResultLayout
+from batchfit.stack.layout import ResultLayout, input_names
 from batchfit.status import Status
 
 FIELD_DIM = "_field"
@@ -81,9 +81,13 @@ def fit(
     InputError
         ``dim`` is not a dim of ``da``, or ``sigma`` / ``mask`` / ``init`` do not
         fit its shape.
+    ParameterError
+        A parameter is named like another variable of the result (``chisqr``,
+        ``a_stderr`` beside ``a``, a dim or coordinate of ``da``).
     """
     _check_dim(da, dim)
     layout = ResultLayout.from_params(params, covar)
+    layout.check_names(input_names(da))
     x = np.asarray(da[dim].values if dim in da.coords else np.arange(da.sizes[dim]), float)
     data = _single_chunk_along(da, dim)
     args, spec = _extra_args(da, dim, sigma, mask, init, layout)

@@ -42,7 +42,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from batchfit.stack.store import ChunkGrid, atomic_write, markers
+from batchfit.stack.store import ChunkGrid, atomic_write, markers, vouch
 from batchfit.status import Status
 
 REFIT_DIR = "refit"
@@ -65,6 +65,14 @@ def _done_summaries(path) -> dict[str, dict]:
         return {}
     return {p.name: json.loads(p.read_text()) for p in folder.iterdir()
             if not p.name.startswith(".")}
+
+
+def forget(path, keys) -> None:
+    """Drop the refit results of chunks about to be recomputed (their plans are kept)."""
+    for key in keys:
+        (markers(path) / REFIT_DIR / "done" / key).unlink(missing_ok=True)
+    if keys:
+        (markers(path) / DONE_MARKER).unlink(missing_ok=True)
 
 
 def counts(path) -> dict:
@@ -209,6 +217,7 @@ def refit_chunk(task: dict) -> dict:
     improved = res["success"].transpose(*dims).values & mask.reshape(shape)
     if improved.any():
         _write_pixels(task["output"], res, region, improved)
+        vouch(task["output"], tuple(task["index"]))  # the chunk's files changed
     summary = {"index": task["index"], "candidates": plan["candidates"],
                "refitted": int(rows.size), "improved": int(improved.sum())}
     atomic_write(markers(task["output"]) / REFIT_DIR / "done" / ChunkGrid.key(
