@@ -97,7 +97,8 @@ def difference(stored: Mapping | None, current: Mapping) -> str | None:
         for field in ("dims", "shape", "dtype"):
             if old.get(field) != new.get(field):
                 return f"input {key} {field} {old.get(field)} -> {new.get(field)}"
-        return f"the values of the input {key} changed (sampled curves differ)"
+        how = "" if key == "mask" else " (sampled curves differ)"
+        return f"the values of the input {key} changed{how}"
     for name in sorted(set(stored["coords"]) | set(current["coords"])):
         if stored["coords"].get(name) != current["coords"].get(name):
             return f"input coordinate {name!r} changed"
