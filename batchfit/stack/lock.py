@@ -110,6 +110,7 @@ class JobLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         for _ in range(3):
             if _create(self.path, json.dumps(asdict(self.info))):
+                _clean_leftovers(self.path)
                 return
             other = _read(self.path)
             if other is not None and not other.is_stale():
@@ -126,6 +127,16 @@ class JobLock:
         """Remove the lock file if it is still this job's."""
         if _read(self.path) == self.info:
             self.path.unlink(missing_ok=True)
+
+
+def _clean_leftovers(path: Path) -> None:
+    """Remove private files ``<lock>.[stale.]<host>.<pid>`` of dead processes on this host."""
+    host = socket.gethostname()
+    for leftover in path.parent.glob(f"{path.name}.*"):
+        rest = leftover.name[len(path.name) + 1:].removeprefix("stale.")
+        owner, _, pid = rest.rpartition(".")
+        if owner == host and pid.isdigit() and LockInfo(host, int(pid), "").is_stale():
+            leftover.unlink(missing_ok=True)
 
 
 def _create(path: Path, text: str) -> bool:

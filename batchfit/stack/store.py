@@ -108,10 +108,12 @@ def manifest(path) -> dict:
 
 def create(path, layout: ResultLayout, coords: xr.Dataset, grid: ChunkGrid,
            attrs: Mapping) -> None:
-    """Write the full, empty layout of a store (metadata and coords only).
+    """Write the full, empty layout of a store (metadata and coords only) into ``path``.
 
-    ``coords`` carries the pixel coordinates (dims ``grid.dims``); ``attrs`` the
-    global attributes. Data chunks are left unwritten: they read as fill values.
+    ``path`` is a private build folder (:mod:`batchfit.stack.prepare` renames it
+    into place), so files are written plainly, each once. ``coords`` carries the
+    pixel coordinates (dims ``grid.dims``); ``attrs`` the global attributes. Data
+    chunks are left unwritten: they read as fill values.
     """
     shape = grid.sizes + (layout.width,)
     packed = dsa.broadcast_to(layout.fill_row(), shape, chunks=grid.chunks + (layout.width,))
@@ -120,12 +122,20 @@ def create(path, layout: ResultLayout, coords: xr.Dataset, grid: ChunkGrid,
     for name, fill in layout.fills().items():
         extra = ds[name].shape[len(grid.dims):]
         encoding[name] = {"chunks": grid.chunks + tuple(extra), "fill_value": fill}
+    files: dict = {}
     with warnings.catch_warnings():
         # zarr warns that consolidated metadata is not in the v3 spec yet; we want
         # it anyway (one read opens the store) and the metadata never changes.
         warnings.filterwarnings("ignore", message="Consolidated metadata")
-        ds.to_zarr(str(path), mode="w", compute=False, zarr_format=3, encoding=encoding,
-                   consolidated=True)
+        ds.to_zarr(zarr.storage.MemoryStore(files), mode="w", compute=False, zarr_format=3,
+                   encoding=encoding, consolidated=True)
+    # xarray rewrites each array's metadata a few times while it builds a store:
+    # build it in memory, then write every file once (a third of the file-system
+    # writes, which matters on network file systems).
+    root = Path(path)
+    for key, buffer in sorted(files.items()):
+        (root / key).parent.mkdir(parents=True, exist_ok=True)
+        (root / key).write_bytes(buffer.to_bytes())
 
 
 def read_grid(path) -> ChunkGrid:

@@ -91,3 +91,16 @@ def test_lock_is_released_when_the_job_raises(tmp_path):
     with pytest.raises(RuntimeError), JobLock(store):
         raise RuntimeError("the job failed")
     assert not lock_path(store).exists()
+
+
+def test_private_files_of_killed_jobs_are_cleaned_up(tmp_path):
+    store = tmp_path / "res.zarr"
+    host = socket.gethostname()
+    name = lock_path(store).name
+    dead = _dead_pid()
+    for leftover in (f"{name}.{host}.{dead}", f"{name}.stale.{host}.{dead}",
+                     f"{name}.other-host.{dead}"):
+        (tmp_path / leftover).write_text("{}")
+    with JobLock(store):
+        pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{name}.other-host.{dead}"]
