@@ -10,8 +10,21 @@ Completion is recorded per chunk by a marker file
 ``<store>/.batchfit/done/<i>_<j>...`` written (atomically, by rename) only
 after all of that chunk's data is written. A killed job therefore leaves
 either a finished chunk with its marker, or a chunk without marker that the
-next run recomputes from scratch; region writes are idempotent. zarr and
-xarray ignore the ``.batchfit`` folder (it has no ``zarr.json``).
+next run recomputes from scratch; region writes are idempotent. A marker
+also records the size and hash of every chunk file written for it, so a
+chunk file deleted or changed later is found (:func:`damaged_chunks`) and
+recomputed. zarr and xarray ignore the ``.batchfit`` folder (it has no
+``zarr.json``).
+
+Bookkeeping files::
+
+    <store>/.batchfit/created       JSON: fingerprint, input identity, variables,
+                                    the top-level entries batchfit wrote
+    <store>/.batchfit/done/<key>    JSON: the chunk's counts and its chunk files
+    <store>/.batchfit/refit/...     the neighbour refit pass (batchfit.stack.refit)
+    <parent>/.<name>.batchfit-lock  the job lock (batchfit.stack.lock)
+
+How a store is created, reused or replaced: :mod:`batchfit.stack.prepare`.
 """
 
 from __future__ import annotations
