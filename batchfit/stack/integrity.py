@@ -36,12 +36,14 @@ def chunk_files(store, variables: Iterable[str], index: tuple[int, ...]) -> list
 
     Dims beyond the pixel dims (the covariance's) are one chunk each.
     """
-    group = zarr.open_group(str(store), mode="r", use_consolidated=False)
     names = []
     for name in variables:
-        arr = group[name]
+        arr = zarr.open_array(str(store), path=name, mode="r")
         coords = tuple(index) + (0,) * (arr.ndim - len(index))
-        names.append(f"{name}/{arr.metadata.encode_chunk_key(coords)}")
+        encode = getattr(arr.metadata, "encode_chunk_key", None)
+        if encode is None:  # format 2 metadata: not a store batchfit made
+            raise ValueError(f"{name}: not a zarr format 3 array")
+        names.append(f"{name}/{encode(coords)}")
     return names
 
 

@@ -99,10 +99,12 @@ class JobLock:
         self.info = LockInfo.mine()
 
     def __enter__(self) -> JobLock:
+        """Take the lock (see :meth:`acquire`)."""
         self.acquire()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        """Release the lock, whether the job ended well or not."""
         self.release()
 
     def acquire(self) -> None:

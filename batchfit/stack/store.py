@@ -93,9 +93,10 @@ def markers(path) -> Path:
 def read_fingerprint(path) -> str | None:
     """The fingerprint recorded in a store's attributes, or None if unreadable."""
     try:
-        return zarr.open_group(str(path), mode="r").attrs.get(FINGERPRINT_ATTR)
+        found = zarr.open_group(str(path), mode="r").attrs.get(FINGERPRINT_ATTR)
     except Exception:  # not a zarr group at all
         return None
+    return found if isinstance(found, str) else None
 
 
 def read_manifest(marker: Path) -> dict | None:
@@ -130,7 +131,7 @@ def create(path, layout: ResultLayout, coords: xr.Dataset, grid: ChunkGrid,
     """
     shape = grid.sizes + (layout.width,)
     packed = dsa.broadcast_to(layout.fill_row(), shape, chunks=grid.chunks + (layout.width,))
-    ds = layout.dataset(packed, grid.dims, dict(coords.coords), attrs)
+    ds = layout.dataset(packed, grid.dims, dict(coords.coords), dict(attrs))
     encoding = {}
     for name, fill in layout.fills().items():
         extra = ds[name].shape[len(grid.dims):]
@@ -154,16 +155,19 @@ def create(path, layout: ResultLayout, coords: xr.Dataset, grid: ChunkGrid,
 def read_grid(path) -> ChunkGrid:
     """The chunk grid of an existing store (from the ``status`` array)."""
     arr = zarr.open_array(str(path), path=CHUNK_VAR, mode="r")
-    dims = tuple(arr.metadata.dimension_names)
-    return ChunkGrid(dims, tuple(arr.shape), tuple(arr.chunks))
+    return ChunkGrid(_dim_names(arr), tuple(arr.shape), tuple(arr.chunks))
+
+
+def _dim_names(arr: zarr.Array) -> tuple[str, ...]:
+    names = getattr(arr.metadata, "dimension_names", None) or ()
+    return tuple(str(n) for n in names)
 
 
 def write_region(path, ds: xr.Dataset, region: Mapping[str, slice]) -> None:
     """Write the data variables of an in-memory ``ds`` into ``region`` of the store."""
-    group = zarr.open_group(str(path), mode="r+", use_consolidated=False)
     for name, var in ds.data_vars.items():
-        arr = group[name]
-        dims = tuple(arr.metadata.dimension_names)
+        arr = zarr.open_array(str(path), path=str(name), mode="r+")
+        dims = _dim_names(arr)
         sel = tuple(region.get(d, slice(None)) for d in dims)
         arr[sel] = np.asarray(var.transpose(*dims).values, dtype=arr.dtype)
 
