@@ -25,7 +25,7 @@ from batchfit.stack.apply import fit
 from batchfit.stack.inputs import open_input
 from batchfit.stack.lock import holder
 from batchfit.stack.prepare import decide
-from batchfit.status import Status
+from batchfit.status import format_counts, label
 
 
 def validate(config: JobConfig, n_samples: int = 4) -> str:
@@ -84,7 +84,7 @@ def _sample_fits(config: JobConfig, p: Plan, n_samples: int) -> list[str]:
     for k in range(len(flat)):
         where = ", ".join(f"{d}={int(i[k])}" for d, i in zip(p.grid.dims, idx, strict=True))
         vals = ", ".join(f"{n}={res[n].values[k]:.4g}" for n in p.layout.names)
-        code = Status(int(res["status"].values[k])).name.lower()
+        code = label(int(res["status"].values[k]))
         lines.append(f"  [{where}] {code}, redchi={res['redchi'].values[k]:.3g}: {vals}")
     return lines
 
@@ -94,12 +94,20 @@ def status(store_path: str | os.PathLike) -> str:
     path = Path(store_path)
     if store.read_fingerprint(path) is None:
         raise StoreError(f"{str(path)!r} is not a batchfit result store")
-    grid = store.read_grid(path)
-    damaged = store.damaged_chunks(path, grid)
+    if not store.is_complete(path):
+        raise StoreError(f"{str(path)!r} has batchfit's attributes but not its marker "
+                         f"{store.MARKER_DIR}/created, so it is not a batchfit result store "
+                         "(a copy, or a store whose creation was interrupted: `batchfit "
+                         "submit` with its config finishes it)")
+    try:
+        grid = store.read_grid(path)
+        damaged = store.damaged_chunks(path, grid)
+        c = store_counts(path, damaged)
+    except (KeyError, FileNotFoundError) as exc:  # zarr: ArrayNotFoundError, a FileNotFoundError
+        raise StoreError(f"{str(path)!r} is not a usable batchfit result store: "
+                         f"{type(exc).__name__}: {exc}") from None
     done = len(store.done_keys(path) - set(damaged))
-    c = store_counts(path, damaged)
     rate = 100.0 * c["n_success"] / c["pixels"] if c["pixels"] else 0.0
-    counts = ", ".join(f"{k} {n}" for k, n in c["status_counts"].items() if n)
     running = holder(path)
     lines = [
         f"store: {path}",
@@ -108,7 +116,7 @@ def status(store_path: str | os.PathLike) -> str:
            f"{damage_text(damaged, 20)}"] if damaged else []),
         *([f"running: {running.describe()}"] if running else []),
         f"pixels: {c['pixels']}, succeeded {c['n_success']} ({rate:.1f}%)",
-        f"status: {counts}",
+        f"status: {format_counts(c['status_counts'])}",
     ]
     rc = refit.counts(path)
     if rc["chunks"]:

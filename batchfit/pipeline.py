@@ -12,8 +12,10 @@ for it, and sums up the store.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -25,17 +27,17 @@ from batchfit.config import JobConfig
 from batchfit.core import Parameters
 from batchfit.errors import InputError, StoreError
 from batchfit.models import Model
-from batchfit.stack import refit, store
+from batchfit.stack import preflight, refit, store, zarrio
 from batchfit.stack.chunking import choose_chunks, task_budget
-from batchfit.stack.cluster import worker_memory
+from batchfit.stack.cluster import make_client, map_tasks, worker_memory
 from batchfit.stack.identity import input_identity
 from batchfit.stack.inputs import open_input, variable
-from batchfit.stack.layout import ResultLayout
+from batchfit.stack.layout import ResultLayout, input_names
 from batchfit.stack.lock import JobLock
 from batchfit.stack.prepare import prepare
 from batchfit.stack.store import ChunkGrid
-from batchfit.stack.task import FitOptions, InputRef, TaskSpec, fit_chunk
-from batchfit.status import Status
+from batchfit.stack.task import FitOptions, TaskSpec, fit_chunk
+from batchfit.status import Status, count, label
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,8 @@ def plan(config: JobConfig, workers: int | None = None, scheduler: str | None = 
     InputError
         A missing variable or dim (naming the available ones), a sigma or mask
         that does not fit the data, or a curve too short for the parameters.
+    ParameterError
+        A parameter is named like a dim or coordinate of the input.
     """
     inp = config.input
     ds = open_input(inp.path)
@@ -100,7 +104,9 @@ def plan(config: JobConfig, workers: int | None = None, scheduler: str | None = 
     _check_aux(ds, data, inp)
     model = config.build_model()
     params = config.build_params(model)
+    preflight.check_job(config, ds, data, model, params)
     layout = ResultLayout.from_params(params, config.output.covariance)
+    layout.check_names(input_names(data))  # a parameter named like a dim or coordinate
     dims = tuple(d for d in data.dims if d != inp.fit_dim)
     budget = task_budget(*worker_memory(config.cluster, workers, scheduler))
     chunks = choose_chunks(data, inp.fit_dim, len(layout.var_names), inp.chunks,
@@ -208,7 +214,7 @@ def task_spec(config: JobConfig, p: Plan, grid: ChunkGrid, index: tuple[int, ...
     return TaskSpec(
         index=tuple(index),
         region=tuple((d, s.start, s.stop) for d, s in grid.region(index).items()),
-        input=InputRef(str(inp.path), inp.variable, inp.fit_dim, inp.sigma, inp.mask),
+        input=inp,
         model=p.model.reference,
         template=p.params.dumps(),
         fit=FitOptions(config.fit.engine, config.fit.max_nfev, bool(config.guess),
@@ -272,20 +278,14 @@ def _execute(config: JobConfig, tasks: list[TaskSpec], workers, scheduler, quiet
     """
     if not tasks and after is None:
         return [], None, None
-    from distributed import as_completed
-
-    from batchfit.stack.cluster import make_client
-
     with make_client(config.cluster, workers=workers, scheduler=scheduler) as client:
         link = client.dashboard_link
         if not quiet:
             print(f"batchfit: dashboard {link}", file=sys.stderr)
-        keys = [f"batchfit-chunk-{t.key}" for t in tasks]
-        futures = client.map(fit_chunk, tasks, key=keys, retries=1)
         bar = _Progress(len(tasks), enabled=not quiet and sys.stderr.isatty())
         results = []
-        for fut in as_completed(futures):
-            results.append(fut.result())
+        for result in map_tasks(client, fit_chunk, tasks, prefix="chunk"):
+            results.append(result)
             bar.update(len(results))
         bar.close()
         extra = after(client) if after is not None else None
@@ -313,33 +313,33 @@ class _Progress:
             sys.stderr.write("\n")
 
 
-def store_counts(path, skip=()) -> dict[str, Any]:
-    """pixels, n_success and status counts (name -> n) over a whole store.
+def store_counts(path: str | os.PathLike, skip: Iterable[str] = ()) -> dict[str, Any]:
+    """Pixels, n_success and status counts (name -> n) over a whole store.
 
     Chunks named in ``skip`` (damaged ones) are not read; their pixels count as not run.
     """
-    import zarr
-
-    group = zarr.open_group(str(path), mode="r", use_consolidated=False)
+    group = zarrio.open_group(path)
+    skip = set(skip)
     if skip:
-        status, success = _read_skipping(group, store.read_grid(path), set(skip))
+        codes, success = _read_skipping(group, store.read_grid(path), skip)
     else:
-        status, success = group["status"][...], group["success"][...]
-    status = np.asarray(status).ravel().astype(np.int64)
-    codes = np.bincount(status, minlength=len(Status))
-    counts = {Status(c).name.lower(): int(codes[c]) for c in range(len(Status))}
+        codes = np.asarray(zarrio.array(group, "status")[...])
+        success = np.asarray(zarrio.array(group, "success")[...])
+    counts = {label(c): n for c, n in count(codes).items()}
     n_success = int(np.count_nonzero(success))
-    return {"pixels": int(status.size), "n_success": n_success, "status_counts": counts}
+    return {"pixels": int(codes.size), "n_success": n_success, "status_counts": counts}
 
 
-def _read_skipping(group, grid: ChunkGrid, skip: set) -> tuple[np.ndarray, np.ndarray]:
+def _read_skipping(group: Any, grid: ChunkGrid, skip: set[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``status`` and ``success`` read chunk by chunk, without the chunks in ``skip``."""
     status = np.full(grid.sizes, int(Status.NOT_RUN), np.int8)
     success = np.zeros(grid.sizes, bool)
+    arrays = zarrio.array(group, "status"), zarrio.array(group, "success")
     for index in grid.indices():
         if ChunkGrid.key(index) in skip:
             continue
         sel = tuple(grid.region(index)[d] for d in grid.dims)
-        status[sel], success[sel] = group["status"][sel], group["success"][sel]
+        status[sel], success[sel] = arrays[0][sel], arrays[1][sel]
     return status, success
 
 

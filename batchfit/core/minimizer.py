@@ -35,8 +35,9 @@ from batchfit.core.bounds import Bounds
 from batchfit.core.expr import CONSTANTS, DEFAULT_FUNCTIONS, TieSet
 from batchfit.core.parameter import Parameters, _number
 from batchfit.errors import FitError, ParameterError
+from batchfit.vocabulary import CURVE_ENGINES
 
-ENGINES = ("leastsq", "lbfgsb", "anneal")
+ENGINES = CURVE_ENGINES
 _ALIASES = {"lm": "leastsq", "leastsq": "leastsq", "lbfgsb": "lbfgsb", "l-bfgs-b": "lbfgsb",
             "anneal": "anneal", "dual_annealing": "anneal"}
 # Cost of a trial point where the residual is not finite: large but far from overflow.
@@ -292,8 +293,27 @@ class Minimizer:
         self.ier, self.message = ier, message
         if not np.all(np.isfinite(r)):
             raise FitError(_nonfinite_message(r, self.params, where="at the best-fit point"))
-        self._set_uncertainties(cov)
+        self._set_uncertainties(self._covar_without_held(best, cov))
         return self
+
+    def _covar_without_held(self, best, cov):
+        """`cov` with parameters at a bound or without effect held fixed (their rows NaN).
+
+        The rule is :func:`batchfit.core.stats.held_parameters`, as in the batch
+        engine. Only fits with bounds or a singular covariance need the
+        external Jacobian this takes (not counted in ``nfev``).
+        """
+        lo, hi = self._bounds.lo, self._bounds.hi
+        if self.nvarys == 0 or (cov is not None and not self._bounds.bounded):
+            return cov
+        nfev = self.nfev
+        try:
+            jac = stats.numeric_jacobian(self._call, best, lo=lo, hi=hi)
+        finally:
+            self.nfev = nfev
+            self._set_external(best)
+        held = stats.held_parameters(best, lo, hi, jac.T @ jac, self.redchi)
+        return stats.covariance_without(jac, held) if held.any() else cov
 
     def _set_uncertainties(self, cov):
         self.covar = None
@@ -301,25 +321,30 @@ class Minimizer:
         for par in self.params.values():
             if not par.varies and par.expr is None:
                 par.stderr = 0.0  # held fixed: no uncertainty from this fit
-        if cov is None or self.nfree <= 0 or not np.all(np.isfinite(cov)):
+        held = np.isnan(np.diag(cov)) if cov is not None else None
+        if cov is None or self.nfree <= 0 or not np.all(np.isfinite(cov[~held][:, ~held])):
             return
         self.covar = cov * self.redchi
         sd = np.sqrt(np.abs(np.diag(self.covar)))
         corr = stats.correlations(self.covar)
         for i, par in enumerate(self._vars):
-            par.stderr = float(sd[i])
-            par.correl = {q.name: float(corr[i, j]) for j, q in enumerate(self._vars) if j != i}
+            par.stderr = float(sd[i])  # NaN for a parameter held at its bound
+            par.correl = None if held[i] else {
+                q.name: float(corr[i, j]) for j, q in enumerate(self._vars)
+                if j != i and not held[j]}
         self.errorbars = bool(np.all(np.isfinite(sd)))
-        self._tied_stderr(sd)
+        self._tied_stderr(sd, held)
 
-    def _tied_stderr(self, sd):
+    def _tied_stderr(self, sd, held):
         if not self._ties:
             return
         best = np.array([p.value for p in self._vars])
-        scale = np.maximum(np.maximum(np.abs(best), sd), 1e-300)
+        scale = np.maximum(np.maximum(np.abs(best), np.where(held, 0.0, sd)), 1e-300)
         grads = self._ties.gradients(self.params.valuesdict(), self.var_names, scale)
+        # A parameter held at its bound contributes nothing to a tied one's error.
+        covar = np.where(held[:, None] | held[None, :], 0.0, self.covar)
         for name, g in grads.items():
-            self.params[name].stderr = stats.propagate(g, self.covar)
+            self.params[name].stderr = stats.propagate(g, covar)
 
     def fit(self, engine="leastsq", **kws):
         """Run the fit with ``engine`` ('leastsq', 'lbfgsb' or 'anneal')."""

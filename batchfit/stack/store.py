@@ -90,6 +90,11 @@ def markers(path) -> Path:
     return Path(path) / MARKER_DIR
 
 
+def is_complete(path) -> bool:
+    """True when a store at ``path`` was fully created (its layout is usable)."""
+    return (markers(path) / "created").exists()
+
+
 def read_fingerprint(path) -> str | None:
     """The fingerprint recorded in a store's attributes, or None if unreadable."""
     try:
