@@ -209,3 +209,15 @@ def test_copy_of_a_store_is_never_deleted(tmp_path, tiny_input, scheduler, refer
         assert cli_main(["submit", str(folder / "job.yaml"), "--quiet", *extra]) == 2
         assert "(a copy?); batchfit did not write it" in capsys.readouterr().err
     assert tree_hash(copy) == before
+
+
+def test_parameter_named_like_an_input_dim_exits_2_before_the_store(tmp_path, tiny_input,
+                                                                    capsys):
+    cfg = _config(tiny_input)
+    cfg["model"] = {"expression": "y*exp(-x*x/2) + c"}
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(cfg))
+    for command in ("validate", "submit"):
+        assert cli_main([command, str(tmp_path / "job.yaml")]) == 2
+        err = capsys.readouterr().err
+        assert "the result variable 'y' would hold both the input's dim 'y'" in err, err
+    assert sorted(os.listdir(tmp_path)) == ["job.yaml"]
