@@ -139,7 +139,7 @@ class ResultLayout:
 
     def fills(self) -> dict[str, object]:
         """Fill value of every variable, for the store's zarr ``fill_value``."""
-        out = {name: fill for name, _, fill, _ in self.scalar_fields()}
+        out: dict[str, object] = {name: fill for name, _, fill, _ in self.scalar_fields()}
         if self.covar:
             out["covar"] = np.nan
         return out

@@ -25,8 +25,9 @@ lists every top-level entry batchfit wrote, then renamed into place, and
 ``creating`` is renamed to ``created`` last. A kill before the rename leaves
 only the build folder (removed by the next run); a kill after it leaves a
 ``partial`` store. Removal (``--overwrite``) first renames ``created`` to
-``creating``, then deletes only the listed entries and the markers; other
-files in the folder stay. Callers hold the job lock
+``creating``, then deletes only the listed entries and the other markers;
+other files in the folder stay, and so does ``creating`` while they are there
+(without it, a half-replaced store would look like the user's own folder). Callers hold the job lock
 (:class:`batchfit.stack.lock.JobLock`), so no two runs do this at once.
 """
 
@@ -157,30 +158,46 @@ def _build(path: Path, record: Mapping, create: Callable[[Path], None]) -> None:
         path.rmdir()
     if not path.exists():
         os.rename(tmp, path)
-    else:  # other files live in the folder: move the entries in, markers first
-        clash = [e for e in entries if (path / e).exists()]
-        if clash:
-            raise StoreError(f"output {str(path)!r} holds {clash[0]!r}, which the new store "
-                             "would overwrite; move it away or choose another output.path")
-        for name in [MARKER_DIR] + entries[:-1]:
-            os.rename(tmp / name, path / name)
-        tmp.rmdir()
+    else:
+        _move_in(tmp, path, entries[:-1])
     os.replace(markers(path) / "creating", markers(path) / "created")
 
 
+def _move_in(tmp: Path, path: Path, entries: list[str]) -> None:
+    """Move a built store into a folder that holds other files: the marker first."""
+    clash = [e for e in entries if (path / e).exists()]
+    if clash:
+        raise StoreError(f"output {str(path)!r} holds {clash[0]!r}, which the new store "
+                         "would overwrite; move it away or choose another output.path")
+    markers(path).mkdir(exist_ok=True)  # may hold the 'creating' left by remove_ours
+    os.replace(markers(tmp) / "creating", markers(path) / "creating")
+    for name in entries:
+        os.rename(tmp / name, path / name)
+    shutil.rmtree(tmp)
+
+
 def remove_ours(path) -> None:
-    """Delete what batchfit wrote at ``path`` (a complete or partial store), nothing else."""
+    """Delete what batchfit wrote at ``path`` (a complete or partial store), nothing else.
+
+    Until the folder holds nothing else, ``.batchfit/creating`` stays: it is what
+    tells a half-removed store (with the user's files beside) from a user's folder.
+    """
     path = Path(path)
     marks = markers(path)
     if (marks / "created").exists():  # from here on a kill leaves a 'partial' store
         os.replace(marks / "created", marks / "creating")
+    elif not (marks / "creating").exists():  # made by an older version
+        atomic_write(marks / "creating", json.dumps({"entries": _zarr_entries(path)}))
     listed = (read_manifest(marks / "creating") or {}).get("entries")
-    for name in listed or _zarr_entries(path):
+    for name in _zarr_entries(path) if listed is None else listed:
         if name != MARKER_DIR:
             _remove(path / name)
-    _remove(marks)
-    if path.is_dir() and not any(path.iterdir()):
-        path.rmdir()
+    if all(p.name == MARKER_DIR for p in path.iterdir()):
+        _remove(path)  # nothing else was here
+        return
+    for leftover in marks.iterdir():
+        if leftover.name != "creating":
+            _remove(leftover)
 
 
 def _zarr_entries(path: Path) -> list[str]:

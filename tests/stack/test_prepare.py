@@ -80,8 +80,9 @@ def test_overwrite_deletes_only_what_batchfit_wrote(made):
     assert (made / "mine" / "data.bin").read_bytes() == b"\x01\x02"
     assert state(made) == "complete" and manifest(made)["fingerprint"] == "f2"
     assert json.loads((made / "zarr.json").read_text())["attributes"][FINGERPRINT_ATTR] == "f2"
-    remove_ours(made)
-    assert sorted(os.listdir(made)) == ["mine", "notes.txt"]
+    remove_ours(made)  # the marker stays while the user's files are there: 'partial'
+    assert sorted(os.listdir(made)) == [".batchfit", "mine", "notes.txt"]
+    assert os.listdir(markers(made)) == ["creating"] and state(made) == "partial"
 
 
 @pytest.mark.filterwarnings("ignore:Object at .batchfit is not recognized")
@@ -132,3 +133,56 @@ def test_store_of_an_older_version(made):
     assert prepare(made, _record(), True, _create()) == "replace"
     assert (made / "notes.txt").exists() and (made / "mine" / "data.bin").exists()
     assert json.loads((markers(made) / "created").read_text())["format"] == 2
+
+
+def _plain_create(fingerprint: str):
+    """A store-like layout written with plain files (a forked child must not use zarr)."""
+    def create(folder):
+        for name, text in (("zarr.json", fingerprint), ("a/zarr.json", "{}"),
+                           ("a/c/0", "data"), ("status/zarr.json", "{}")):
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_text(text)
+    return create
+
+
+def _replace_in_child(out, kill_at: int) -> int:
+    from .fault_driver import KILLED, SURVIVED, Counter, install
+
+    pid = os.fork()
+    if pid == 0:
+        try:
+            counter = Counter(kill_at)
+            install(counter)
+            counter.armed = True
+            prepare(out, _record("f2"), True, _plain_create("f2"))
+            os._exit(SURVIVED)
+        finally:
+            os._exit(2)
+    code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    assert code in (KILLED, SURVIVED), code
+    return code
+
+
+def test_kill_at_each_write_of_overwrite_then_same_command_again(tmp_path):
+    """--overwrite of a store whose folder holds user files, killed at each write in turn."""
+    from .fault_driver import SURVIVED
+
+    def fresh(folder):
+        out = folder / "res.zarr"
+        prepare(out, _record("f1"), False, _plain_create("f1"))
+        _user_files(out)
+        return out
+
+    clean = fresh(tmp_path / "clean")
+    prepare(clean, _record("f2"), True, _plain_create("f2"))
+    expected = tree_hash(clean)
+    n = 0
+    while True:
+        n += 1
+        out = fresh(tmp_path / str(n))
+        if _replace_in_child(out, n) == SURVIVED:
+            break
+        prepare(out, _record("f2"), True, _plain_create("f2"))  # the same command again
+        assert tree_hash(out) == expected, n
+        assert sorted(os.listdir(tmp_path / str(n))) == ["res.zarr"], n
+    assert tree_hash(out) == expected and n > 10
