@@ -59,7 +59,7 @@ def tiny_input(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def scheduler():
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp",
-                      host="127.0.0.1", dashboard_address=None) as cluster:
+                      host="127.0.0.1", dashboard_address=":0") as cluster:
         yield cluster.scheduler_address
 
 
