@@ -32,7 +32,7 @@ from batchfit.stack.chunking import choose_chunks, task_budget
 from batchfit.stack.cluster import make_client, map_tasks, worker_memory
 from batchfit.stack.identity import input_identity
 from batchfit.stack.inputs import open_input, variable
-from batchfit.stack.layout import ResultLayout, input_names
+from batchfit.stack.layout import ResultLayout, fit_coordinate, input_names
 from batchfit.stack.lock import JobLock
 from batchfit.stack.prepare import prepare
 from batchfit.stack.store import ChunkGrid
@@ -105,7 +105,7 @@ def plan(config: JobConfig, workers: int | None = None, scheduler: str | None = 
     model = config.build_model()
     params = config.build_params(model)
     preflight.check_job(config, ds, data, model, params)
-    layout = ResultLayout.from_params(params, config.output.covariance)
+    layout = ResultLayout.from_params(params, config.output.covariance, model)
     layout.check_names(input_names(data))  # a parameter named like a dim or coordinate
     dims = tuple(d for d in data.dims if d != inp.fit_dim)
     budget = task_budget(*worker_memory(config.cluster, workers, scheduler))
@@ -155,6 +155,7 @@ def _store_attrs(config, p: Plan) -> dict:
 def _pixel_coords(p: Plan) -> xr.Dataset:
     fit_dim = p.config.input.fit_dim
     coords = {k: v for k, v in p.data.coords.items() if fit_dim not in v.dims}
+    coords[fit_dim] = fit_coordinate(p.data, fit_dim)  # so curves rebuild from the store
     return xr.Dataset(coords=coords).compute()
 
 
