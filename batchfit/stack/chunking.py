@@ -14,9 +14,10 @@ Rule (when ``input.chunks`` is not given)
    (:func:`batchfit.stack.cluster.worker_memory`); 64 MiB when unknown. A
    worker keeps about 200 MiB resident between tasks (161 MiB for the Python
    process with numpy, scipy, xarray, zarr, dask and distributed imported,
-   the rest their threads, caches and allocator arenas once tasks ran), and its ``threads`` tasks run at once on top of that: the third
-   term keeps the worker's peak at or under 75% of its limit (dask pauses a
-   worker at 80% and restarts it at 95%). It is what binds for workers under
+   the rest their threads, caches and allocator arenas once tasks ran), and
+   its ``threads`` tasks run at once on top of that: the third term keeps the
+   worker's peak at or under 75% of its limit (dask pauses a worker at 80%
+   and restarts it at 95%). It is what binds for workers under
    about 330 MiB; the 1/8 share binds above, where it leaves room for
    allocator slack and dask's own buffers.
    ``scripts/bench_memory.py``: a job 3x the workers' total limit, peak RSS
