@@ -16,12 +16,13 @@ import numpy as np
 from batchfit.batch import lm
 from batchfit.batch.layout import Layout
 from batchfit.batch.linalg import covariance_from_gram
+from batchfit.batch.loop import fit_loop
 from batchfit.batch.result import BatchResult
-from batchfit.core.minimizer import Minimizer, engine_name
-from batchfit.errors import FitError, InputError, ModelError
+from batchfit.batch.start import guessed_starts
+from batchfit.core.minimizer import engine_name
+from batchfit.core.stats import held_parameters
+from batchfit.errors import InputError, ModelError
 from batchfit.status import Status
-
-ENGINES = ("lm", "leastsq", "lbfgsb", "anneal")
 
 
 def fit_batch(model, params, x, y, sigma=None, mask=None, init=None, guess=False,
@@ -46,7 +47,9 @@ def fit_batch(model, params, x, y, sigma=None, mask=None, init=None, guess=False
     init : mapping of str -> array (n_fits,), optional
         Per-curve starting values; they override ``guess`` and the template.
     guess : bool
-        Start from ``model.guess(y, x)`` where it gives finite values.
+        Start each curve from a guess from its data that respects the template's
+        centres and bounds, or from the template where that fits better
+        (:mod:`batchfit.batch.start`).
     max_nfev : int, optional
         Maximum function evaluations per curve (default ``200*(nvar+1)``).
     covar : bool
@@ -71,12 +74,12 @@ def fit_batch(model, params, x, y, sigma=None, mask=None, init=None, guess=False
     _check_model(model, layout)
     x, y, w = _prepare_data(x, y, sigma)
     n = y.shape[0]
-    starts = layout.starting_values(n, _overrides(model, x, y, guess, init))
+    starts = layout.starting_values(n, _overrides(model, layout, x, y, w, guess, init))
     result = BatchResult.empty(layout.names, layout.var_names, n, covar)
     todo = _classify(y, w, mask, layout.nvar, result)
     if todo.size:
         name = "lm" if engine == "lm" else engine_name(engine)
-        runner = _fit_lm if name == "lm" else _fit_loop
+        runner = _fit_lm if name == "lm" else fit_loop
         runner(model, layout, x, _rows(y, todo), _rows(w, todo), _rows(starts, todo), result, todo,
                max_nfev=max_nfev, ftol=ftol, xtol=xtol, engine=name)
     return result
@@ -128,13 +131,11 @@ def _prepare_data(x, y, sigma):
     return x, np.where(w > 0, y, 0.0), w
 
 
-def _overrides(model, x, y, guess, init):
+def _overrides(model, layout, x, y, w, guess, init):
     out = []
     if guess:
-        yg = np.where(np.isfinite(y), y, np.nan)
         try:
-            with np.errstate(all="ignore"):
-                out.append(model.guess(yg, x))
+            out.append(guessed_starts(model, layout, x, y, w))
         except Exception as exc:  # a user model without a guess
             raise ModelError(f"guess=True but the model cannot guess: {exc}") from None
     if init is not None:
@@ -174,7 +175,7 @@ def _rows(a, todo):
 
 
 class _Problem:
-    """Residuals and Jacobians of the active curves in internal coordinates.
+    """Residuals and Jacobians of the active curves (external values: the kernel does bounds).
 
     The residual is ``(model - data) * w``, the negative of the core's
     ``(data - model) * w``: the sum of squares, ``J^T J`` and ``J^T r`` (hence
@@ -186,14 +187,9 @@ class _Problem:
         self.model, self.layout, self.x, self.y, self.w = model, layout, x, y, w
         self.unit_w = _unit(w) or bool(np.all(w == 1.0))
         self.has_jac = model.jacobian(x, **_probe_values(model, layout)) is not None
-        bounds = layout.bounds
-        self.bounded_cols = np.concatenate([bounds.both, bounds.lower, bounds.upper])
-
-    def external(self, theta):
-        return self.layout.bounds.to_external(theta) if self.layout.bounds.bounded else theta
 
     def model_values(self, theta):
-        vals = self.layout.values(self.external(theta))
+        vals = self.layout.values(theta)
         return {p: vals[p] for p in self.model.param_names}
 
     def _model(self, theta, with_jac):
@@ -271,19 +267,17 @@ class _Problem:
             return [np.full((m, npts), np.nan)] * layout.nvar
         full = m == theta.shape[0]
         th = theta if full else theta[sel]
-        ties = layout.tie_gradients(self.external(th))
-        dext = layout.bounds.d_external(th) if self.bounded_cols.size else None
+        ties = layout.tie_gradients(th)
         w = None if self.unit_w else self.w[rows if full else rows[sel]]
         cols = []
         with np.errstate(all="ignore"):
             for j, name in enumerate(layout.var_names):
+                # a tie that does not depend on this parameter adds nothing (most of them)
                 terms = [_take(d[q], sel, full, npts) * g[:, j : j + 1]
-                         for q, g in ties.items() if q in d]
+                         for q, g in ties.items() if q in d and g[:, j].any()]
                 if name in d:
                     terms.append(_take(d[name], sel, full, npts))
                 col = sum(terms[1:], terms[0]) if terms else np.zeros(npts)
-                if dext is not None and j in self.bounded_cols:
-                    col = col * dext[:, j : j + 1]
                 if w is not None:
                     col = col * w
                 cols.append(col)
@@ -308,15 +302,20 @@ def _probe_values(model, layout):
 
 def _fit_lm(model, layout, x, y, w, starts, result, todo, *, max_nfev, ftol, xtol, engine):
     prob = _Problem(model, layout, x, y, w)
-    theta0 = layout.bounds.to_internal(starts)
     if layout.nvar == 0:
-        _store_fixed(prob, theta0, result, todo)
+        _store_fixed(prob, starts, result, todo)
         return
-    out = lm.solve(None, theta0, evaluate=prob.evaluate, ftol=ftol, xtol=xtol,
-                   max_nfev=max_nfev, block_size=block_size(x.size), return_jac=False,
-                   return_gram=True, return_resid=False)
-    cov = covariance_from_gram(out.gram_at_solution)
-    _store(layout, out.theta, out.cost, out.nfev, out.status, cov, result, todo)
+    bounds = layout.bounds
+    out = lm.solve(None, starts, evaluate=prob.evaluate, lower=bounds.lo, upper=bounds.hi,
+                   ftol=ftol, xtol=xtol, max_nfev=max_nfev, block_size=block_size(x.size),
+                   return_jac=False, return_gram=True, return_resid=False)
+    gram = out.gram_at_solution
+    nfree = result.ndata[todo] - layout.nvar
+    with np.errstate(all="ignore"):
+        redchi = np.where(nfree > 0, out.cost / nfree, np.nan)
+    held = held_parameters(out.theta, bounds.lo, bounds.hi, gram, redchi)
+    cov = covariance_from_gram(gram, exclude=held)
+    _store(layout, out.theta, out.cost, out.nfev, out.status, cov, result, todo, held)
 
 
 BLOCK_POINTS = 2**18
@@ -342,9 +341,9 @@ def _store_fixed(prob, theta0, result, todo):
            np.zeros((len(todo), 0, 0)), result, todo)
 
 
-def _store(layout, theta, cost, nfev, status, cov, result, todo):
+def _store(layout, theta, cost, nfev, status, cov, result, todo, held=None):
     """Write the fitted curves' values, errors and statistics into ``result``."""
-    ext = layout.bounds.to_external(theta)
+    ext = theta
     nfree = result.ndata[todo] - layout.nvar
     with np.errstate(all="ignore"):
         redchi = np.where(nfree > 0, cost / nfree, np.nan)
@@ -355,65 +354,29 @@ def _store(layout, theta, cost, nfev, status, cov, result, todo):
     result.nfev[todo] = nfev
     result.chisqr[todo] = np.where(ok, cost, np.nan)
     result.redchi[todo] = np.where(ok, redchi, np.nan)
-    g = layout.bounds.d_external(theta)
-    cov_ext = cov * g[:, :, None] * g[:, None, :] * redchi[:, None, None]
+    cov_ext = cov * redchi[:, None, None]
     cov_ext[~ok] = np.nan
     vals = layout.values(ext)
     for name in layout.names:
         v = np.broadcast_to(np.asarray(vals[name], dtype=float).reshape(-1), (len(todo),))
         result.values[name][todo] = np.where(ok, v, np.nan)
-    _store_stderr(layout, ext, cov_ext, ok, result, todo)
+    _store_stderr(layout, ext, cov_ext, (ok, held), result, todo)
     if result.covar is not None:
         result.covar[todo] = cov_ext
 
 
-def _store_stderr(layout, ext, cov_ext, ok, result, todo):
+def _store_stderr(layout, ext, cov_ext, ok_held, result, todo):
+    ok, held = ok_held
     with np.errstate(invalid="ignore"):
         sd = np.sqrt(np.diagonal(cov_ext, axis1=1, axis2=2))
     for j, name in enumerate(layout.var_names):
         result.stderr[name][todo] = sd[:, j]
     for name in layout.fixed:
         result.stderr[name][todo] = np.where(ok, 0.0, np.nan)  # held fixed, as in the core
+    # A parameter held at its bound contributes nothing to a tied one's error.
+    cov_tied = cov_ext if held is None else np.where(
+        held[:, :, None] | held[:, None, :], 0.0, cov_ext)
     for name, g in layout.tie_gradients(ext).items():
         with np.errstate(invalid="ignore"):
-            var = np.einsum("mi,mij,mj->m", g, cov_ext, g)
-            result.stderr[name][todo] = np.sqrt(var)
-
-
-def _fit_loop(model, layout, x, y, w, starts, result, todo, *, max_nfev, ftol, xtol, engine):
-    """The slow reference path: one core Minimizer per curve."""
-    params = layout.params.copy()
-    kws = {"max_nfev": max_nfev} if (max_nfev and engine == "leastsq") else {}
-    if engine == "leastsq":
-        kws.update(ftol=ftol, xtol=xtol)
-    for i, row in enumerate(todo):
-        keep = w[i] > 0
-        xi, yi, wi = x[keep], y[i][keep], w[i][keep]
-
-        def residual(p, xi=xi, yi=yi, wi=wi):
-            return (yi - model(xi, **{q: p[q].value for q in model.param_names})) * wi
-
-        for j, name in enumerate(layout.var_names):
-            params[name].value = float(starts[i, j])
-        try:
-            fitter = Minimizer(residual, params)
-            getattr(fitter, engine)(**kws)
-        except FitError:
-            result.status[row] = Status.MODEL_ERROR
-            continue
-        _store_one(fitter, layout, result, row)
-
-
-def _store_one(fitter, layout, result, row):
-    ok = bool(fitter.success)
-    result.status[row] = Status.CONVERGED if ok else Status.MAX_NFEV
-    result.success[row] = ok
-    result.nfev[row] = fitter.nfev
-    if not ok:
-        return
-    result.chisqr[row], result.redchi[row] = fitter.chisqr, fitter.redchi
-    for name, par in fitter.params.items():
-        result.values[name][row] = par.value
-        result.stderr[name][row] = np.nan if par.stderr is None else par.stderr
-    if result.covar is not None and fitter.covar is not None:
-        result.covar[row] = fitter.covar
+            var = np.einsum("mi,mij,mj->m", g, cov_tied, g)
+            result.stderr[name][todo] = np.where(ok, np.sqrt(var), np.nan)

@@ -17,16 +17,20 @@ import numpy as np
 
 __all__ = [
     "cho_solve",
+    "cho_solve_t",
     "cholesky",
+    "cholesky_t",
     "covariance_from_gram",
-    "covariance_from_jacobian",
     "gram",
     "gram_columns",
     "solve_spd",
+    "solve_stack",
 ]
 
+STACK_K = 10
+"""Above this many columns :func:`gram_columns` stacks them and calls :func:`gram`."""
 COVAR_RTOL = 1e-10
-"""Default relative pivot tolerance of :func:`covariance_from_jacobian`."""
+"""Default relative pivot tolerance of :func:`covariance_from_gram`."""
 
 
 def gram(jac: np.ndarray, resid: np.ndarray | None = None):
@@ -81,11 +85,16 @@ def gram_columns(cols, resid: np.ndarray):
 
     Notes
     -----
-    Every entry is one ``np.vecdot`` of two length-``npts`` vectors (a BLAS
-    dot product per row with the same length and strides), so a row's result
-    does not depend on the other rows (``tests/batch/test_linalg.py``).
+    Up to ``STACK_K`` columns, every entry is one ``np.vecdot`` of two
+    length-``npts`` vectors (a BLAS dot product per row with the same length
+    and strides: no copy, shared columns computed once); beyond, the columns
+    are stacked and :func:`gram` makes one product per row, so the number of
+    Python-level operations stays flat in ``k``. Either way a row's result
+    does not depend on the other rows (``tests/batch/test_fused.py``).
     """
     n, k = resid.shape[0], len(cols)
+    if k > STACK_K:  # one BLAS product per row: the Python cost does not grow as k**2
+        return gram(np.stack([np.broadcast_to(c, resid.shape) for c in cols], axis=-1), resid)
     a = np.empty((n, k, k))
     g = np.empty((n, k))
     for i, ci in enumerate(cols):
@@ -132,12 +141,25 @@ def cholesky(a: np.ndarray, rtol: float = 0.0):
         True where every pivot was finite and above the tolerance.
     """
     at = np.ascontiguousarray(np.asarray(a, dtype=np.float64).transpose(1, 2, 0))
-    low, ok = _cholesky_t(at, rtol)
+    low, ok = cholesky_t(at, rtol)
     return np.ascontiguousarray(low.transpose(2, 0, 1)), ok
 
 
-def _cholesky_t(at: np.ndarray, rtol: float = 0.0):
-    """:func:`cholesky` on the batch-last layout (k, k, n): contiguous vectors."""
+def cholesky_t(at: np.ndarray, rtol: float = 0.0):
+    """:func:`cholesky` on the batch-last layout: contiguous length-n vectors.
+
+    Parameters
+    ----------
+    at : ndarray, shape (k, k, n)
+        Symmetric matrices, batch last; only the lower triangle is read.
+    rtol : float, optional
+        Relative pivot tolerance, as in :func:`cholesky`.
+
+    Returns
+    -------
+    low : ndarray, shape (k, k, n)
+    ok : ndarray of bool, shape (n,)
+    """
     k, n = at.shape[0], at.shape[-1]
     low = np.zeros_like(at)
     ok = np.ones(n, dtype=bool)
@@ -169,11 +191,23 @@ def cho_solve(low: np.ndarray, b: np.ndarray) -> np.ndarray:
     x : ndarray, shape (n, k)
     """
     lt = np.ascontiguousarray(low.transpose(1, 2, 0))
-    return _cho_solve_t(lt, np.ascontiguousarray(b.T)).T.copy()
+    return cho_solve_t(lt, np.ascontiguousarray(b.T)).T.copy()
 
 
-def _cho_solve_t(lt: np.ndarray, bt: np.ndarray) -> np.ndarray:
-    """:func:`cho_solve` on the batch-last layout: lt (k, k, n), bt (k, n)."""
+def cho_solve_t(lt: np.ndarray, bt: np.ndarray) -> np.ndarray:
+    """:func:`cho_solve` on the batch-last layout.
+
+    Parameters
+    ----------
+    lt : ndarray, shape (k, k, n)
+        Lower factors from :func:`cholesky_t`.
+    bt : ndarray, shape (k, n)
+        Right-hand sides.
+
+    Returns
+    -------
+    x : ndarray, shape (k, n)
+    """
     y = np.array(bt, dtype=np.float64)
     k = y.shape[0]
     for t in range(k):  # forward substitution, column oriented
@@ -221,18 +255,27 @@ def _lower_inverse(low: np.ndarray) -> np.ndarray:
     return inv
 
 
-def covariance_from_jacobian(jac: np.ndarray, rtol: float = COVAR_RTOL) -> np.ndarray:
+def covariance_from_gram(a: np.ndarray, rtol: float = COVAR_RTOL,
+                         exclude: np.ndarray | None = None) -> np.ndarray:
     """Inverse of ``J^T J`` per row, NaN where the row is rank deficient.
+
+    The batched counterpart of :func:`batchfit.core.stats.covariance_from_jacobian`
+    (which works on one fit's Jacobian by SVD); from Jacobians ``jac`` of
+    shape (n, npts, k) it is ``covariance_from_gram(gram(jac))``.
 
     Parameters
     ----------
-    jac : ndarray, shape (n, npts, k)
-        Jacobians of the residuals at the solution.
+    a : ndarray, shape (n, k, k)
+        ``J^T J`` of each row (:func:`gram`).
     rtol : float, optional
         Relative pivot tolerance. ``J^T J`` is first scaled to unit diagonal;
         a Cholesky pivot at or below `rtol` (one minus the squared multiple
         correlation of that column with the previous ones) marks the row as
         singular. Columns that are all zero are singular too.
+    exclude : ndarray of bool, shape (n, k), optional
+        Parameters held fixed (at a bound, or with a zero column): the
+        covariance is that of the other parameters alone, and the rows and
+        columns of the excluded ones are NaN.
 
     Returns
     -------
@@ -242,13 +285,15 @@ def covariance_from_jacobian(jac: np.ndarray, rtol: float = COVAR_RTOL) -> np.nd
 
     Notes
     -----
-    Memory is linear in ``n * npts * k``; no ``(npts, npts)`` array is formed.
+    From Jacobians, memory is linear in ``n * npts * k``; no ``(npts, npts)``
+    array is formed.
     """
-    return covariance_from_gram(gram(jac), rtol)
-
-
-def covariance_from_gram(a: np.ndarray, rtol: float = COVAR_RTOL) -> np.ndarray:
-    """Inverse of ``J^T J`` given as ``a`` (n, k, k); see :func:`covariance_from_jacobian`."""
+    if exclude is not None and exclude.any():
+        keep = ~np.asarray(exclude, dtype=bool)
+        both = keep[:, :, None] & keep[:, None, :]
+        eye = np.broadcast_to(np.eye(a.shape[-1], dtype=bool), a.shape)
+        cov = covariance_from_gram(np.where(both, a, np.where(eye, 1.0, 0.0)), rtol)
+        return np.where(both, cov, np.nan)
     k = a.shape[-1]
     diag = np.diagonal(a, axis1=1, axis2=2)
     good = np.all(np.isfinite(diag) & (diag > 0.0), axis=1)
@@ -268,3 +313,58 @@ def covariance_from_gram(a: np.ndarray, rtol: float = COVAR_RTOL) -> np.ndarray:
     cov *= scale[:, :, None] * scale[:, None, :]
     cov[~(ok & np.all(np.isfinite(cov), axis=(1, 2)))] = np.nan
     return cov
+
+
+def solve_stack(a: np.ndarray, b: np.ndarray):
+    """Solve symmetric positive definite systems ``a x = b`` for a stack of small ones.
+
+    Up to ``STACK_K`` unknowns by a Cholesky factorization in batch-last loops
+    (fastest for thousands of rows); beyond, one LAPACK call per matrix, so
+    the Python cost stays flat in ``k``. Each row's result never depends on
+    the other rows of the stack.
+
+    Parameters
+    ----------
+    a : ndarray, shape (n, k, k)
+    b : ndarray, shape (n, k)
+
+    Returns
+    -------
+    x : ndarray, shape (n, k)
+        NaN in rows that are not finite or are singular.
+    ok : ndarray of bool, shape (n,)
+    """
+    if a.shape[-1] <= STACK_K:  # small k: batch-last loops beat a LAPACK call per row
+        return _solve_small(a, b)
+    ok = np.isfinite(a).all(axis=(1, 2)) & np.isfinite(b).all(axis=1)
+    if not ok.all():  # stand-ins, so that one bad row cannot fail the stack
+        a = np.where(ok[:, None, None], a, np.eye(a.shape[-1]))
+        b = np.where(ok[:, None], b, 0.0)
+    try:
+        x = np.linalg.solve(a, b[:, :, None])[:, :, 0]
+    except np.linalg.LinAlgError:  # an exactly singular row: solve row by row
+        x = np.array([_solve_one(ai, bi) for ai, bi in zip(a, b, strict=True)])
+        x = x.reshape(b.shape)
+    with np.errstate(invalid="ignore"):
+        ok &= np.isfinite(x).all(axis=1)
+    x[~ok] = np.nan
+    return x, ok
+
+
+def _solve_small(a: np.ndarray, b: np.ndarray):
+    """Cholesky on the batch-last layout: O(k**2) vector operations, for k <= STACK_K."""
+    low, ok = cholesky_t(np.ascontiguousarray(a.transpose(1, 2, 0)))
+    # C order: a strided row would take another BLAS path in np.vecdot than a
+    # contiguous one (a single row), and round differently.
+    x = np.ascontiguousarray(cho_solve_t(low, np.ascontiguousarray(b.T)).T)
+    with np.errstate(invalid="ignore"):
+        ok &= np.isfinite(x).all(axis=1)
+    x[~ok] = np.nan
+    return x, ok
+
+
+def _solve_one(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    try:
+        return np.linalg.solve(a[None], b[None, :, None])[0, :, 0]
+    except np.linalg.LinAlgError:
+        return np.full(b.shape, np.nan)

@@ -1,4 +1,4 @@
-"""Job configs: YAML file -> frozen, validated objects (design section 6).
+"""Job configs: YAML file -> frozen, validated objects (README "Config reference").
 
 :func:`load_config` reads a YAML job file into a :class:`JobConfig`. Every
 problem is a :class:`~batchfit.errors.ConfigError` whose message names the

@@ -1,4 +1,4 @@
-"""The sections of a job config as frozen pydantic models (design section 6).
+"""The sections of a job config as frozen pydantic models (README "Config reference").
 
 Each model checks shapes and types only: unknown keys, wrong types and
 impossible values. What needs the outside world (paths, the model, parameter
@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
@@ -21,7 +21,9 @@ from pydantic import (
     model_validator,
 )
 
-JOB_QUEUES = ("slurm", "pbs", "sge", "lsf")
+from batchfit.vocabulary import JOB_QUEUE_KINDS, ClusterKind, Engine, parse_function_ref
+
+JOB_QUEUES = JOB_QUEUE_KINDS
 
 # Strict: a YAML string such as "1.0" or "2000" is an error, not silently a number.
 Number = Annotated[float, Field(strict=True, allow_inf_nan=True)]
@@ -94,12 +96,12 @@ class ModelConfig(Section):
     @field_validator("python_path")
     @classmethod
     def _resolve_dirs(cls, paths: tuple[Path, ...], info: ValidationInfo) -> tuple[Path, ...]:
-        return tuple(resolve_path(p, info) for p in paths)
+        return tuple(resolve_path(p, info) or p for p in paths)
 
     @field_validator("function")
     @classmethod
     def _check_function(cls, ref: str | None) -> str | None:
-        if ref is not None and not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", ref):
+        if ref is not None and parse_function_ref(ref) is None:
             raise ValueError(f"expected 'package.module:function', got {ref!r}")
         return ref
 
@@ -165,7 +167,7 @@ class ParameterConfig(Section):
 class FitConfig(Section):
     """``fit:``: how each pixel is fitted."""
 
-    engine: Literal["lm", "leastsq", "lbfgsb", "anneal"] = "lm"
+    engine: Engine = "lm"
     max_nfev: PositiveInt | None = None
     refit_failed: Flag = False
 
@@ -213,7 +215,7 @@ _REQUIRED_CLUSTER_KEYS = {"address": ("address",), **{k: ("jobs", "cores", "memo
 class ClusterConfig(Section):
     """``cluster:``: where the chunks run; it never changes the results."""
 
-    kind: Literal["local", "address", "slurm", "pbs", "sge", "lsf"] = "local"
+    kind: ClusterKind = "local"
     n_workers: PositiveInt | None = None
     threads_per_worker: PositiveInt = 1
     memory_limit: str | None = None

@@ -26,6 +26,7 @@ cost so that the engine rejects it and steps back, as a careful user would.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 from scipy import optimize
@@ -33,10 +34,13 @@ from scipy import optimize
 from batchfit.core import stats
 from batchfit.core.bounds import Bounds
 from batchfit.core.expr import CONSTANTS, DEFAULT_FUNCTIONS, TieSet
+from batchfit.core.lbfgsb import cost_and_gradient
+from batchfit.core.lbfgsb import options as lbfgsb_options
 from batchfit.core.parameter import Parameters, _number
 from batchfit.errors import FitError, ParameterError
+from batchfit.vocabulary import CURVE_ENGINES
 
-ENGINES = ("leastsq", "lbfgsb", "anneal")
+ENGINES = CURVE_ENGINES
 _ALIASES = {"lm": "leastsq", "leastsq": "leastsq", "lbfgsb": "lbfgsb", "l-bfgs-b": "lbfgsb",
             "anneal": "anneal", "dual_annealing": "anneal"}
 # Cost of a trial point where the residual is not finite: large but far from overflow.
@@ -125,10 +129,21 @@ class Minimizer:
 
     # -- set-up -------------------------------------------------------------
 
-    def prepare_fit(self, params=None):
+    def prepare_fit(self, params=None, **kws):
         """Check the parameters, compile the constraints and set starting values.
 
-        Returns the internal starting vector of the varied parameters.
+        Afterwards ``params`` hold the starting values (tied ones evaluated),
+        so the residual function can be called on them before the fit, as
+        lmfit 0.2's documentation shows. Returns the internal starting vector
+        of the varied parameters.
+
+        Parameters
+        ----------
+        params : Parameters, optional
+            Replaces the Minimizer's parameters.
+        **kws
+            Engine keywords kept for the later fit (as given to the
+            constructor), e.g. ``prepare_fit(xtol=1e-8)`` then ``leastsq()``.
 
         Raises
         ------
@@ -137,6 +152,7 @@ class Minimizer:
         """
         if params is not None:
             self.params = params
+        self.kws.update(kws)
         if not isinstance(self.params, Parameters):
             raise ParameterError("Minimizer needs a Parameters object as params")
         if self.userfcn is None or not callable(self.userfcn):
@@ -219,32 +235,22 @@ class Minimizer:
                             LEASTSQ_MESSAGES.get(ier, mesg))
 
     def lbfgsb(self, **kws):
-        """L-BFGS-B fit with native bounds; keywords go to its ``options``."""
+        """L-BFGS-B fit with native bounds; keywords as :mod:`batchfit.core.lbfgsb` lists.
+
+        lmfit 0.2's ``fmin_l_bfgs_b`` names (``m, factr, pgtol, epsilon, ...``)
+        are honoured; keywords that cannot be are refused with a FitError.
+        """
         self.prepare_fit()
+        options, callback = lbfgsb_options(self.nvarys, self.kws, kws)
         x0 = np.array(self.init_vals)
         if self.nvarys == 0:
             return self._finish(x0, None, True, 1, "no varied parameters")
-        options = {"maxiter": 15000, "maxfun": 2000 * (self.nvarys + 1) * 10,
-                   "ftol": 1e-15, "gtol": 1e-12}
-        options.update(self.kws)
-        options.update(kws)
+        cost = partial(cost_and_gradient, self._penalized, step=options.pop("eps", None))
         bounds = [(_none_if_inf(p.lo), _none_if_inf(p.hi)) for p in self._vars]
-        res = optimize.minimize(self._cost_and_grad, x0, jac=True, method="L-BFGS-B",
-                                bounds=bounds, options=options)
+        res = optimize.minimize(cost, x0, jac=True, method="L-BFGS-B", bounds=bounds,
+                                options=options, callback=callback)
         return self._finish(res.x, self._jacobian_covar(res.x), bool(res.success),
                             int(res.status), str(res.message))
-
-    def _cost_and_grad(self, x):
-        r = self._penalized(x)
-        cost = float(r @ r)
-        steps = np.sqrt(stats.EPS) * np.where(x != 0, np.abs(x), 1.0)
-        grad = np.empty_like(x)
-        for j, h in enumerate(steps):
-            xs = x.copy()
-            xs[j] += h
-            rs = self._penalized(xs)
-            grad[j] = (float(rs @ rs) - cost) / h
-        return cost, grad
 
     def anneal(self, **kws):
         """Simulated annealing (dual annealing); keywords go to ``dual_annealing``.
@@ -292,8 +298,27 @@ class Minimizer:
         self.ier, self.message = ier, message
         if not np.all(np.isfinite(r)):
             raise FitError(_nonfinite_message(r, self.params, where="at the best-fit point"))
-        self._set_uncertainties(cov)
+        self._set_uncertainties(self._covar_without_held(best, cov))
         return self
+
+    def _covar_without_held(self, best, cov):
+        """`cov` with parameters at a bound or without effect held fixed (their rows NaN).
+
+        The rule is :func:`batchfit.core.stats.held_parameters`, as in the batch
+        engine. Only fits with bounds or a singular covariance need the
+        external Jacobian this takes (not counted in ``nfev``).
+        """
+        lo, hi = self._bounds.lo, self._bounds.hi
+        if self.nvarys == 0 or (cov is not None and not self._bounds.bounded):
+            return cov
+        nfev = self.nfev
+        try:
+            jac = stats.numeric_jacobian(self._call, best, lo=lo, hi=hi)
+        finally:
+            self.nfev = nfev
+            self._set_external(best)
+        held = stats.held_parameters(best, lo, hi, jac.T @ jac, self.redchi)
+        return stats.covariance_without(jac, held) if held.any() else cov
 
     def _set_uncertainties(self, cov):
         self.covar = None
@@ -301,25 +326,30 @@ class Minimizer:
         for par in self.params.values():
             if not par.varies and par.expr is None:
                 par.stderr = 0.0  # held fixed: no uncertainty from this fit
-        if cov is None or self.nfree <= 0 or not np.all(np.isfinite(cov)):
+        held = np.isnan(np.diag(cov)) if cov is not None else None
+        if cov is None or self.nfree <= 0 or not np.all(np.isfinite(cov[~held][:, ~held])):
             return
         self.covar = cov * self.redchi
         sd = np.sqrt(np.abs(np.diag(self.covar)))
         corr = stats.correlations(self.covar)
         for i, par in enumerate(self._vars):
-            par.stderr = float(sd[i])
-            par.correl = {q.name: float(corr[i, j]) for j, q in enumerate(self._vars) if j != i}
+            par.stderr = float(sd[i])  # NaN for a parameter held at its bound
+            par.correl = None if held[i] else {
+                q.name: float(corr[i, j]) for j, q in enumerate(self._vars)
+                if j != i and not held[j]}
         self.errorbars = bool(np.all(np.isfinite(sd)))
-        self._tied_stderr(sd)
+        self._tied_stderr(sd, held)
 
-    def _tied_stderr(self, sd):
+    def _tied_stderr(self, sd, held):
         if not self._ties:
             return
         best = np.array([p.value for p in self._vars])
-        scale = np.maximum(np.maximum(np.abs(best), sd), 1e-300)
+        scale = np.maximum(np.maximum(np.abs(best), np.where(held, 0.0, sd)), 1e-300)
         grads = self._ties.gradients(self.params.valuesdict(), self.var_names, scale)
+        # A parameter held at its bound contributes nothing to a tied one's error.
+        covar = np.where(held[:, None] | held[None, :], 0.0, self.covar)
         for name, g in grads.items():
-            self.params[name].stderr = stats.propagate(g, self.covar)
+            self.params[name].stderr = stats.propagate(g, covar)
 
     def fit(self, engine="leastsq", **kws):
         """Run the fit with ``engine`` ('leastsq', 'lbfgsb' or 'anneal')."""

@@ -144,7 +144,7 @@ def choose_chunks(data: xr.DataArray, fit_dim: str, nvar: int, given: dict | Non
     n_inputs : int
         Variables read per pixel with the data's chunking (2 with sigma).
     """
-    dims = [d for d in data.dims if d != fit_dim]
+    dims = [str(d) for d in data.dims if d != fit_dim]
     sizes = [data.sizes[d] for d in dims]
     given = dict(given or {})
     given.pop(fit_dim, None)

@@ -95,7 +95,7 @@ def check_real(var: xr.DataArray, key: str) -> None:
 
 
 def check_sigma(sigma: xr.DataArray, name: str, fit_dim: str) -> None:
-    """sigma holds real numbers and runs along the fit dim."""
+    """Sigma holds real numbers and runs along the fit dim."""
     check_real(sigma, "input.sigma")
     if fit_dim not in sigma.dims:
         raise InputError(f"input.sigma: {name!r} has dims {list(sigma.dims)}, without the "

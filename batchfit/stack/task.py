@@ -17,9 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import xarray as xr
 
+from batchfit import status
+from batchfit.config import InputConfig
 from batchfit.core import Parameters
 from batchfit.models import Model
 from batchfit.stack import store
@@ -28,17 +29,6 @@ from batchfit.stack.cluster import release_memory
 from batchfit.stack.inputs import load_region, open_input
 from batchfit.stack.store import ChunkGrid
 from batchfit.status import Status
-
-
-@dataclass(frozen=True)
-class InputRef:
-    """Where a task's input is: the file and its variable names."""
-
-    path: str
-    variable: str
-    fit_dim: str
-    sigma: str | None = None
-    mask: str | None = None
 
 
 @dataclass(frozen=True)
@@ -61,8 +51,8 @@ class TaskSpec:
         The chunk's index in the job's :class:`~batchfit.stack.store.ChunkGrid`.
     region : tuple of (dim, start, stop)
         The chunk's pixels, one entry per pixel dim in the grid's order.
-    input : InputRef
-        The input file and variable names.
+    input : InputConfig
+        The job's ``input:`` section: file, variable names, fit dim.
     model : dict
         The model's :attr:`~batchfit.models.Model.reference`.
     template : str
@@ -80,7 +70,7 @@ class TaskSpec:
 
     index: tuple[int, ...]
     region: tuple[tuple[str, int, int], ...]
-    input: InputRef
+    input: InputConfig
     model: Mapping[str, Any]
     template: str
     fit: FitOptions
@@ -156,10 +146,10 @@ def fit_chunk(task: TaskSpec) -> dict:
     res = fit_region(task, inputs, mask=inputs.mask, init=_init_region(task, inputs.params),
                      guess=task.fit.guess)
     store.write_region(task.output, res, task.slices)
-    codes = np.bincount(res["status"].values.ravel().astype(np.int64), minlength=len(Status))
+    counts = status.count(res["status"])
     summary = {"index": list(task.index), "pixels": int(res["status"].size),
-               "fitted": int(res["status"].size - codes[Status.MASKED]),
-               "counts": {str(int(c)): int(n) for c, n in enumerate(codes) if n}}
+               "fitted": int(res["status"].size - counts[Status.MASKED]),
+               "counts": {str(int(c)): n for c, n in counts.items() if n}}
     store.mark_done(task.output, task.index, summary)
     del res, inputs
     release_memory()

@@ -9,17 +9,14 @@ test leaves tiles of a few dozen pixels and thousands of tasks. That run
 
 from __future__ import annotations
 
-import dask
 import dask.array as dsa
 import numpy as np
 import pytest
 import xarray as xr
-from distributed import LocalCluster
 
 from batchfit import pipeline
 from batchfit.batch.fit import block_size
 from batchfit.stack import chunking
-from batchfit.stack.cluster import worker_memory
 from batchfit.stack.synthetic import make_cube, write_cube
 
 from .conftest import make_job
@@ -32,14 +29,6 @@ def cube(shape, chunks=None, dtype="float32"):
     if chunks is None:
         return xr.DataArray(np.zeros(shape, dtype), dims=("y", "x", "e"))
     return xr.DataArray(dsa.zeros(shape, chunks=chunks, dtype=dtype), dims=("y", "x", "e"))
-
-
-class Cfg:
-    """A stand-in for a config's cluster section."""
-
-    def __init__(self, **kw):
-        self.kind, self.threads_per_worker = "local", 1
-        self.__dict__.update(kw)
 
 
 @pytest.mark.parametrize("limit, threads, expect", [
@@ -167,22 +156,6 @@ def test_three_pixel_dims():
     assert chunking.task_bytes(int(np.prod(chunks)), 64, 3) <= 8 * MiB
     for c, nat in zip(chunks, (10, 60, 60), strict=True):
         assert nat % c == 0 or c % nat == 0
-
-
-def test_worker_memory_from_the_config():
-    assert worker_memory(Cfg(memory_limit="300MiB")) == (300 * MiB, 1)
-    assert worker_memory(Cfg(memory_limit="1GiB", threads_per_worker=2)) == (2**30, 2)
-    auto, _ = worker_memory(Cfg(memory_limit=None))
-    assert 0 < auto <= dask.utils.parse_bytes("1PiB")
-    slurm = Cfg(kind="slurm", cores=8, memory="32GiB", threads_per_worker=2)
-    assert worker_memory(slurm) == (8 * 2**30, 2)  # 4 worker processes per job
-    assert worker_memory(Cfg(kind="address", address=None)) == (None, 1)
-
-
-def test_worker_memory_asks_a_running_scheduler():
-    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, memory_limit="123MiB",
-                      dashboard_address=None) as c:
-        assert worker_memory(Cfg(kind="local"), scheduler=c.scheduler_address) == (123 * MiB, 2)
 
 
 def test_plan_uses_the_configured_worker_limit(tmp_path):
