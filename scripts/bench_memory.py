@@ -1,6 +1,6 @@
 """Worker memory on a larger-than-memory job: peak RSS as a share of each worker's limit.
 
-Usage: python scripts/bench_memory.py [--workers 2] [--worker-mib 320] [--threads 1]
+Usage: python scripts/bench_memory.py [--workers 2] [--worker-mib 400] [--threads 1]
        [--npts 128] [--factor 3] [--rules new,old] [--cube PATH]
 
 A Gaussian + line cube ``factor`` times the workers' total memory limit
@@ -108,7 +108,7 @@ def report(rule: str, r: dict) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--worker-mib", type=int, default=320)
+    ap.add_argument("--worker-mib", type=int, default=400)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--npts", type=int, default=128)
     ap.add_argument("--factor", type=float, default=3.0)
