@@ -63,7 +63,7 @@ class CompositeModel(Model):
         return " + ".join(t.name for t in self._terms)
 
     @property
-    def prefix(self) -> str:
+    def prefix(self) -> str:  # type: ignore[override]
         """Composites have no prefix of their own."""
         return ""
 
@@ -87,7 +87,8 @@ class CompositeModel(Model):
 
     def value_and_jacobian(self, x, **values):
         """Sum of the values, union of the partials (see :meth:`Model.value_and_jacobian`)."""
-        parts, jac = [], {}
+        parts: list[np.ndarray] = []
+        jac: dict[str, np.ndarray] | None = {}
         for t in self._terms:
             value, part = t.value_and_jacobian(x, **values)
             parts.append(value)
@@ -179,7 +180,7 @@ class OperatorModel(Model):
         return f"({self.left.name}) {self.op} ({self.right.name})"
 
     @property
-    def prefix(self) -> str:
+    def prefix(self) -> str:  # type: ignore[override]
         """Combinations have no prefix of their own."""
         return ""
 
