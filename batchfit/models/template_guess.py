@@ -64,6 +64,8 @@ def guess_from_template(model: Model, y, x, params: Parameters,
     ModelError
         A term without a guess (user functions, expressions, products).
     """
+    if len(model.terms) != len(model.components):  # a product or difference inside
+        model.guess(y, x)  # raises the ModelError that says what to do instead
     y, x = prepare(y, x)
     start = template_values(params, symtable)
     comps = sorted(model.terms, key=lambda c: _ROLE_ORDER.get(c.role, 1))

@@ -10,6 +10,7 @@ like the output store (see :mod:`batchfit.stack.layout`).
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -115,7 +116,7 @@ def fit(
     return ds.assign_coords({dim: fit_coordinate(da, dim)})
 
 
-def _from_dataset(ds: xr.Dataset, var, sigma, mask):
+def _from_dataset(ds: xr.Dataset, var, sigma, mask) -> tuple[xr.DataArray, Any, Any]:
     """The DataArrays to fit from a Dataset: ``ds[var]``, and sigma/mask given by name."""
     names = ", ".join(map(repr, map(str, ds.data_vars))) or "none"
     if var is None or var not in ds.data_vars:

@@ -101,7 +101,7 @@ class ResultLayout:
             (f"{n}_stderr", np.float64, np.nan, {"long_name": f"standard error of {n}"})
             for n in self.names
         ]
-        fields += list(_STAT_FIELDS)
+        fields += list(_STAT_FIELDS)  # type: ignore[arg-type]
         return fields + [(n, np.float64, np.nan, _derived_attrs(n)) for n in self.derived]
 
     def store_variables(self) -> list[tuple[str, str]]:
