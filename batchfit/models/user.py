@@ -182,7 +182,7 @@ def function_kernel(func: str | Callable[..., Any], payload: str | None = None) 
     """
     options: dict[str, Any] = {}
     if payload is not None:  # kept, so that the rebuilt model pickles again
-        ref, obj = func, unpickle_function(str(func), payload)
+        ref, obj = str(func), unpickle_function(str(func), payload)
         options["pickle"] = payload
     elif isinstance(func, str):
         ref, obj = func, resolve_function(func)

@@ -17,7 +17,7 @@ import xarray as xr
 
 from batchfit.batch import fit_batch
 from batchfit.errors import InputError
-from batchfit.stack.layout import ResultLayout, fit_coordinate
+from batchfit.stack.layout import ResultLayout, fit_coordinate, input_names
 from batchfit.status import Status
 
 FIELD_DIM = "_field"
@@ -90,11 +90,15 @@ def fit(
     InputError
         ``dim`` is not a dim of ``da``, ``sigma`` / ``mask`` / ``init`` do not
         fit its shape, or a Dataset comes without a valid ``var``.
+    ParameterError
+        A parameter is named like another variable of the result (``chisqr``,
+        ``a_stderr`` beside ``a``, a dim or coordinate of ``da``).
     """
     if isinstance(da, xr.Dataset):
         da, sigma, mask = _from_dataset(da, var, sigma, mask)
     _check_dim(da, dim)
     layout = ResultLayout.from_params(params, covar, model)
+    layout.check_names(input_names(da))
     x = np.asarray(da[dim].values if dim in da.coords else np.arange(da.sizes[dim]), float)
     data = _single_chunk_along(da, dim)
     args, spec = _extra_args(da, dim, sigma, mask, init, layout)
