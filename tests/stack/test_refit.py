@@ -1,8 +1,10 @@
 """The neighbour refit pass (fit.refit_failed) and starting from an earlier store (init:).
 
 The refit cube starts 12% of its pixels (random) from a poor per-pixel init
-store (peak centre far from the peak) with a small ``max_nfev``, so exactly
-those pixels stop at ``max_nfev``; their neighbours start from the truth.
+store (peak centre far from the peak) with a small ``max_nfev``, so most of
+those pixels, and only those, stop at ``max_nfev`` (the bounded solver of issue 9
+rescues about a quarter of them within ``max_nfev``); their neighbours start
+from the truth.
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ def test_first_pass_fails_the_poorly_started_pixels(first_pass, refit_inputs):
     poor = refit_inputs[2]
     failed = ~first_pass.success.values
     assert 0.05 < failed.mean() < 0.20
-    assert (failed <= poor).all() and failed.sum() >= 0.9 * poor.sum()
+    assert (failed <= poor).all() and failed.sum() >= 0.5 * poor.sum()
     assert (first_pass.status.values[failed] == Status.MAX_NFEV).all()
 
 
