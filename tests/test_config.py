@@ -95,8 +95,6 @@ BAD_EDITS = {
                               r"varied parameter; parameters\.p1_amplitude"),
     "missing input": ("input.path", "data/nothing.zarr",
                       r"input\.path: .*nothing\.zarr does not exist"),
-    "output folder missing": ("output.path", "nowhere/out.zarr",
-                              r"output\.path: folder .*nowhere does not exist"),
     "output is the input": ("output.path", "data/cube.zarr", r"output\.path: is the input"),
     "missing init store": ("init", "old.zarr", r"init: .*old\.zarr does not exist"),
     "bad chunks": ("input.chunks", {"y": 0}, r"input\.chunks: chunk size of 'y'"),
@@ -170,6 +168,21 @@ def test_output_under_a_regular_file(folder):
     (folder / "file.txt").write_text("not a folder")
     data = edit(good_config(), "output.path", "file.txt/out.zarr")
     _fails(folder, data, r"output\.path: .*file\.txt is a file, not a folder")
+
+
+def test_output_under_a_file_deeper_up(folder):
+    (folder / "file.txt").write_text("not a folder")
+    data = edit(good_config(), "output.path", "file.txt/a/b/out.zarr")
+    _fails(folder, data, r"output\.path: .*file\.txt is a file, not a folder")
+
+
+def test_output_folders_that_do_not_exist_yet_are_accepted_and_not_made(folder):
+    data = edit(good_config(), "output.path", "newruns/2026/run1/out.zarr")
+    path = write_config(folder, data)
+    before = listing(folder)
+    config = load_config(path)
+    assert config.output.path == (folder / "newruns/2026/run1/out.zarr").resolve()
+    assert listing(folder) == before and not (folder / "newruns").exists()
 
 
 @pytest.mark.skipif(sys.platform == "win32" or getattr(__import__("os"), "geteuid", lambda: 0)()
@@ -340,3 +353,46 @@ def test_from_dict_can_skip_path_checks(tmp_path):
     assert config.input.path == (tmp_path / "missing.zarr").resolve()
     with pytest.raises(ConfigError, match=r"input\.path: .* does not exist"):
         JobConfig.from_dict(data, tmp_path)
+
+
+# ------------------------------------------------------------------ names the store writes
+
+
+def _expression_config(expression: str, parameters: dict, **output) -> dict:
+    data = good_config()
+    data["model"] = {"expression": expression}
+    data["parameters"] = parameters
+    data["guess"] = False
+    data["output"].update(output)
+    return data
+
+
+@pytest.mark.parametrize("expression, parameters, match", [
+    ("a*x + a_stderr", {"a_stderr": {"value": 0.0}},
+     r"parameters\.a_stderr: parameter name clash: the result variable 'a_stderr' would hold "
+     r"both the best-fit value of parameter 'a_stderr' and the standard error of parameter 'a'"),
+    ("chisqr*x + c", {}, r"model: .*the result variable 'chisqr' would hold both the best-fit "
+                         r"value of parameter 'chisqr' and the per-pixel 'chi-square'"),
+    ("amp*exp(-x/status)", {"status": {"value": 1.0}},
+     r"parameters\.status: .*'status' would hold both .*'fit status'"),
+    ("nfev*x", {}, r"model: .*'nfev'"),
+])
+def test_parameter_named_like_a_store_variable(folder, expression, parameters, match):
+    _fails(folder, _expression_config(expression, parameters), match)
+
+
+def test_covariance_names_clash_only_with_covariance(folder):
+    data = _expression_config("param*x + c", {})
+    load_config(write_config(folder, data))
+    _fails(folder, _expression_config("param*x + c", {}, covariance=True),
+           r"model: .*'param' would hold both .*a dim of the covariance")
+
+
+def test_init_may_not_be_the_output(folder):
+    out = folder / "results" / "cube_fit.zarr"
+    out.mkdir()
+    data = edit(good_config(), "init", "results/cube_fit.zarr")
+    _fails(folder, data, r"init: .*cube_fit\.zarr is also output\.path: the job would "
+                         r"overwrite the results it starts from")
+    (folder / "alias.zarr").symlink_to(out)
+    _fails(folder, edit(good_config(), "init", "alias.zarr"), r"init: .* is also output\.path")

@@ -16,10 +16,13 @@ import numpy as np
 from batchfit.batch import lm
 from batchfit.batch.layout import Layout
 from batchfit.batch.linalg import covariance_from_gram
+from batchfit.batch.loop import fit_loop
 from batchfit.batch.result import BatchResult
-from batchfit.core.minimizer import Minimizer, engine_name
+from batchfit.batch.start import guessed_starts
+from batchfit.core.fdiff import forward_columns
+from batchfit.core.minimizer import engine_name
 from batchfit.core.stats import held_parameters
-from batchfit.errors import FitError, InputError, ModelError
+from batchfit.errors import InputError, ModelError
 from batchfit.status import Status
 
 
@@ -45,7 +48,9 @@ def fit_batch(model, params, x, y, sigma=None, mask=None, init=None, guess=False
     init : mapping of str -> array (n_fits,), optional
         Per-curve starting values; they override ``guess`` and the template.
     guess : bool
-        Start from ``model.guess(y, x)`` where it gives finite values.
+        Start each curve from a guess from its data that respects the template's
+        centres and bounds, or from the template where that fits better
+        (:mod:`batchfit.batch.start`).
     max_nfev : int, optional
         Maximum function evaluations per curve (default ``200*(nvar+1)``).
     covar : bool
@@ -70,12 +75,12 @@ def fit_batch(model, params, x, y, sigma=None, mask=None, init=None, guess=False
     _check_model(model, layout)
     x, y, w = _prepare_data(x, y, sigma)
     n = y.shape[0]
-    starts = layout.starting_values(n, _overrides(model, x, y, guess, init))
+    starts = layout.starting_values(n, _overrides(model, layout, x, y, w, guess, init))
     result = BatchResult.empty(layout.names, layout.var_names, n, covar)
     todo = _classify(y, w, mask, layout.nvar, result)
     if todo.size:
         name = "lm" if engine == "lm" else engine_name(engine)
-        runner = _fit_lm if name == "lm" else _fit_loop
+        runner = _fit_lm if name == "lm" else fit_loop
         runner(model, layout, x, _rows(y, todo), _rows(w, todo), _rows(starts, todo), result, todo,
                max_nfev=max_nfev, ftol=ftol, xtol=xtol, engine=name)
     return result
@@ -127,13 +132,11 @@ def _prepare_data(x, y, sigma):
     return x, np.where(w > 0, y, 0.0), w
 
 
-def _overrides(model, x, y, guess, init):
+def _overrides(model, layout, x, y, w, guess, init):
     out = []
     if guess:
-        yg = np.where(np.isfinite(y), y, np.nan)
         try:
-            with np.errstate(all="ignore"):
-                out.append(model.guess(yg, x))
+            out.append(guessed_starts(model, layout, x, y, w))
         except Exception as exc:  # a user model without a guess
             raise ModelError(f"guess=True but the model cannot guess: {exc}") from None
     if init is not None:
@@ -243,19 +246,9 @@ class _Problem:
         return r, columns
 
     def _fd_columns(self, theta, rows, f0, rel_step):
-        """Forward differences of the model, one evaluation per column."""
-        cols = []
-        for j in range(theta.shape[1]):
-            h = rel_step * np.abs(theta[:, j])
-            h[h == 0.0] = rel_step
-            shifted = theta.copy()
-            shifted[:, j] += h
-            f1, _ = self._model(shifted, False)
-            with np.errstate(all="ignore"):
-                col = np.subtract(f1, f0)
-                col /= h[:, None]
-            cols.append(self._weigh(col, rows))
-        return cols
+        """Forward differences of the model (:mod:`batchfit.core.fdiff`), weighed."""
+        cols = forward_columns(lambda t: self._model(t, False)[0], theta, f0, rel_step)
+        return [self._weigh(col, rows) for col in cols]
 
     def _columns(self, theta, rows, d, sel):
         """Analytic columns of ``d r / d theta`` for the rows ``sel`` of an evaluation."""
@@ -270,8 +263,9 @@ class _Problem:
         cols = []
         with np.errstate(all="ignore"):
             for j, name in enumerate(layout.var_names):
+                # a tie that does not depend on this parameter adds nothing (most of them)
                 terms = [_take(d[q], sel, full, npts) * g[:, j : j + 1]
-                         for q, g in ties.items() if q in d]
+                         for q, g in ties.items() if q in d and g[:, j].any()]
                 if name in d:
                     terms.append(_take(d[name], sel, full, npts))
                 col = sum(terms[1:], terms[0]) if terms else np.zeros(npts)
@@ -377,42 +371,3 @@ def _store_stderr(layout, ext, cov_ext, ok_held, result, todo):
         with np.errstate(invalid="ignore"):
             var = np.einsum("mi,mij,mj->m", g, cov_tied, g)
             result.stderr[name][todo] = np.where(ok, np.sqrt(var), np.nan)
-
-
-def _fit_loop(model, layout, x, y, w, starts, result, todo, *, max_nfev, ftol, xtol, engine):
-    """The slow reference path: one core Minimizer per curve."""
-    params = layout.params.copy()
-    kws = {"max_nfev": max_nfev} if (max_nfev and engine == "leastsq") else {}
-    if engine == "leastsq":
-        kws.update(ftol=ftol, xtol=xtol)
-    for i, row in enumerate(todo):
-        keep = w[i] > 0
-        xi, yi, wi = x[keep], y[i][keep], w[i][keep]
-
-        def residual(p, xi=xi, yi=yi, wi=wi):
-            return (yi - model(xi, **{q: p[q].value for q in model.param_names})) * wi
-
-        for j, name in enumerate(layout.var_names):
-            params[name].value = float(starts[i, j])
-        try:
-            fitter = Minimizer(residual, params)
-            getattr(fitter, engine)(**kws)
-        except FitError:
-            result.status[row] = Status.MODEL_ERROR
-            continue
-        _store_one(fitter, layout, result, row)
-
-
-def _store_one(fitter, layout, result, row):
-    ok = bool(fitter.success)
-    result.status[row] = Status.CONVERGED if ok else Status.MAX_NFEV
-    result.success[row] = ok
-    result.nfev[row] = fitter.nfev
-    if not ok:
-        return
-    result.chisqr[row], result.redchi[row] = fitter.chisqr, fitter.redchi
-    for name, par in fitter.params.items():
-        result.values[name][row] = par.value
-        result.stderr[name][row] = np.nan if par.stderr is None else par.stderr
-    if result.covar is not None and fitter.covar is not None:
-        result.covar[row] = fitter.covar

@@ -33,9 +33,9 @@ def _quiet(func):
 
     @functools.wraps(func)
     def wrapper(*args):
-        args = [np.asarray(a, dtype=float) for a in args]
+        arrays = [np.asarray(a, dtype=float) for a in args]
         with np.errstate(all="ignore"):
-            return func(*args)
+            return func(*arrays)
 
     return wrapper
 
@@ -273,3 +273,8 @@ def constant(x, c):
 def d_constant(x, c):
     """Partial derivative of :func:`constant` (c)."""
     return d_polynomial(x, c)
+
+
+# Public names of the helpers for the other lineshape modules (batchfit.models.shapes).
+quiet = _quiet
+broadcast_partials = _full
