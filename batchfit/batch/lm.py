@@ -28,12 +28,12 @@ squared column norms of ``J``, MINPACK's ``diag`` / scipy's ``x_scale='jac'``):
    |D theta|``), ``gtol`` (``max_j |g_j| / (|J_j| sqrt(C)) <= gtol`` over the
    free parameters) and a zero cost give CONVERGED; ``max_nfev`` evaluations
    give MAX_NFEV; ten non-finite trials in a row or a non-finite Jacobian give
-   MODEL_ERROR; STALLED (issue 9) when a step fails under maximal damping,
-   a parameter runs away (non-finite, beyond ``1e10 max(|theta0|, 1)``, or
-   creeping down a valley: over 25 iterations the cost fell by under 5% while
-   ``|D dtheta| > 10 sqrt(C)``), or every column of ``J`` fell to ``1e-8`` of
-   its largest norm (a flat model). The rules are the pure functions of
-   :mod:`batchfit.batch.lm_rules`.
+   MODEL_ERROR; STALLED (issue 9) when a step is rejected under maximal
+   damping with the cost unchanged, a parameter runs away (non-finite, beyond
+   ``1e10 max(|theta0|, 1)``, or, after 150 iterations, beyond ``100
+   max(|theta0|, 1)`` while 25 cut the cost by under 5%), or every column of ``J`` fell to
+   ``1e-8`` of its largest norm (a flat model). The rules are the pure
+   functions of :mod:`batchfit.batch.lm_rules`.
 
 A solution on a bound is reached like an interior one: once the projected
 step puts a parameter on its bound and the gradient holds it there, the

@@ -35,8 +35,11 @@ MU_START = 1e-3
 """Initial damping, relative to the squared column scales."""
 MU_MIN, MU_MAX = 1e-15, 1e100
 MU_STALL = 1e8
-"""A step rejected at this damping (steps 1e-8 of the scaled gradient step) means
-the cost no longer follows its linear model: STALLED, not MINPACK's "converged"."""
+"""A step rejected at this damping (steps 1e-8 of the scaled gradient step) with the
+cost unchanged (``|actred| <= FLAT_COST``) means the cost is flat where its linear
+model says it should fall: STALLED, not MINPACK's "converged"."""
+FLAT_COST = 100 * EPS
+"""Relative change of the cost that counts as none."""
 NU_MAX = 1e10
 ACCEPT_RATIO = 1e-4
 """A step is taken when actual/predicted reduction reaches this (MINPACK's p0001)."""
@@ -48,8 +51,11 @@ WINDOW = 25
 """Iterations between two progress checks of a curve (see :func:`creeping`)."""
 MIN_PROGRESS = 0.05
 """Fraction of the cost a window must remove while the parameters run off."""
-VALLEY = 10.0
-"""Scaled move, in units of the residual norm, that a flat window must exceed to stall."""
+GROWTH = 100.0
+"""Growth of a parameter over ``max(|theta0|, 1)`` that, with a flat cost, is running off."""
+CREEP_START = 150
+"""Iterations before :func:`creeping` may stop a curve: a slow valley that ends in a
+minimum (MINPACK's tests) is usually done by then."""
 FLAT_RTOL = 1e-16
 """Squared column norm below this fraction of its running maximum counts as zero."""
 GO_ON = -1
@@ -149,11 +155,13 @@ def update_damping(mu: np.ndarray, nu: np.ndarray, accepted: np.ndarray, ratio: 
 def check_termination(t: TrialReport, tol: Tolerances) -> np.ndarray:
     """Status of each curve after a damped step; ``GO_ON`` (-1) to keep going.
 
-    In order of precedence: STALLED when parameters run away (non-finite, or
-    beyond ``RUNAWAY * max(|theta0|, 1)``, or :func:`creeping`) or a step was rejected under
-    maximal damping (``mu >= MU_STALL``: the cost is flat where its linear
-    model says it should fall); CONVERGED by MINPACK's ``ftol`` test (actual
-    and predicted relative reductions at most ``ftol``, ratio at most 2) or
+    In order of precedence: STALLED when parameters run away (non-finite,
+    beyond ``RUNAWAY * max(|theta0|, 1)``, or :func:`creeping`) or a step was
+    rejected under maximal damping with the cost unchanged (``mu >=
+    MU_STALL``, ``|actred| <= FLAT_COST``: the cost is flat where its linear
+    model says it should fall; a cost that jumps, at a kink, is left to
+    MINPACK's tests); CONVERGED by MINPACK's ``ftol`` test (actual and
+    predicted relative reductions at most ``ftol``, ratio at most 2) or
     ``xtol`` test (``|D p| <= xtol |D theta|``) on a finite trial; MODEL_ERROR
     after ``MAX_FAIL`` non-finite trials in a row; MAX_NFEV when the
     evaluation (or iteration) budget is spent.
@@ -171,7 +179,9 @@ def check_termination(t: TrialReport, tol: Tolerances) -> np.ndarray:
         ftol = (np.abs(t.actred) <= tol.ftol) & (t.prered <= tol.ftol) & (t.ratio <= 2.0)
         xtol = t.step_norm <= tol.xtol * t.x_norm
     conv = t.finite & (ftol | xtol)
-    stall = t.runaway | t.creeping | (t.finite & ~t.accepted & (t.mu >= MU_STALL))
+    with np.errstate(invalid="ignore"):
+        flat = t.finite & ~t.accepted & (t.mu >= MU_STALL) & (np.abs(t.actred) <= FLAT_COST)
+    stall = t.runaway | t.creeping | flat
     spent = (t.nfev >= tol.max_nfev) | (t.niter >= tol.max_iter)
     status = np.full(t.mu.shape, GO_ON, dtype=np.int8)
     for code, hit in ((Status.MAX_NFEV, spent), (Status.MODEL_ERROR, t.nfail >= MAX_FAIL),
@@ -180,27 +190,27 @@ def check_termination(t: TrialReport, tol: Tolerances) -> np.ndarray:
     return status
 
 
-def creeping(cost: np.ndarray, mark_cost: np.ndarray, moved: np.ndarray) -> np.ndarray:
+def creeping(cost: np.ndarray, mark_cost: np.ndarray, grown: np.ndarray) -> np.ndarray:
     """Curves sliding down a valley without end: flat cost, parameters running off.
 
     True when, over the last ``WINDOW`` iterations, the cost fell by less
     than ``MIN_PROGRESS`` of its value at the window's start (``mark_cost``)
-    while the scaled parameters moved by ``moved = |D (theta - theta_mark)|
-    > VALLEY * sqrt(mark_cost)``: a move that, along any direction the model
-    responds to, would have changed the residuals by far more than their
-    size. Such a curve (a Gaussian turning into a parabola with ever larger
-    parameters that cancel, say) would otherwise creep to ``max_nfev``.
+    while some parameter has grown beyond ``GROWTH * max(|theta0|, 1)``
+    (`grown`). Such a curve (a Gaussian turning into a parabola with ever
+    larger parameters that cancel, say) would otherwise creep to
+    ``max_nfev``; a curve converging slowly near its start's scale goes on.
 
     Parameters
     ----------
-    cost, mark_cost, moved : ndarray, shape (m,)
+    cost, mark_cost : ndarray, shape (m,)
+    grown : ndarray of bool, shape (m,)
 
     Returns
     -------
     ndarray of bool, shape (m,)
     """
     with np.errstate(invalid="ignore"):
-        return (cost > (1.0 - MIN_PROGRESS) * mark_cost) & (moved > VALLEY * np.sqrt(mark_cost))
+        return (cost > (1.0 - MIN_PROGRESS) * mark_cost) & grown
 
 
 def check_linearization(cost: np.ndarray, g: np.ndarray, cn2: np.ndarray, d2: np.ndarray,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from batchfit.batch.linalg import solve_stack
-from batchfit.batch.lm_rules import MU_START, WINDOW, creeping
+from batchfit.batch.lm_rules import CREEP_START, GROWTH, MU_START, WINDOW, creeping
 from batchfit.status import Status
 
 __all__ = ["LMOutput", "LMState", "Step", "damped_step", "free_mask", "linearize",
@@ -46,8 +46,8 @@ class LMState:
         Bounds (``-inf``/``inf`` when absent).
     ref : ndarray, shape (m, k)
         ``max(|theta0|, 1)``, the yardstick of a runaway parameter.
-    mark_cost, mark_theta, mark_iter : ndarray, shapes (m,), (m, k), (m,)
-        Cost, point and iteration count at the start of the progress window.
+    mark_cost, mark_iter : ndarray, shape (m,)
+        Cost and iteration count at the start of the progress window.
     """
 
     idx: np.ndarray
@@ -64,7 +64,6 @@ class LMState:
     hi: np.ndarray
     ref: np.ndarray
     mark_cost: np.ndarray
-    mark_theta: np.ndarray
     mark_iter: np.ndarray
 
     @classmethod
@@ -75,7 +74,7 @@ class LMState:
                    cn2=np.empty((m, k)), d2=np.zeros((m, k)), mu=np.full(m, MU_START),
                    nu=np.full(m, 2.0), nfail=np.zeros(m, dtype=np.int32), lo=lo, hi=hi,
                    ref=np.maximum(np.abs(theta), 1.0), mark_cost=cost.copy(),
-                   mark_theta=theta.copy(), mark_iter=np.zeros(m, dtype=np.int32))
+                   mark_iter=np.zeros(m, dtype=np.int32))
 
     @property
     def size(self) -> int:
@@ -212,10 +211,9 @@ def progress_check(state: LMState, niter: np.ndarray) -> np.ndarray:
     out = np.zeros(state.size, dtype=bool)
     due = np.flatnonzero(niter - state.mark_iter >= WINDOW)
     if due.size:
-        d2, delta = state.d2[due], state.theta[due] - state.mark_theta[due]
-        with np.errstate(over="ignore", invalid="ignore"):
-            moved = np.sqrt(np.vecdot(delta * delta, d2))
-        out[due] = creeping(state.cost[due], state.mark_cost[due], moved)
-        state.mark_cost[due], state.mark_theta[due] = state.cost[due], state.theta[due]
-        state.mark_iter[due] = niter[due]
+        with np.errstate(invalid="ignore"):
+            grown = np.any(np.abs(state.theta[due]) > GROWTH * state.ref[due], axis=1)
+        grown &= niter[due] >= CREEP_START
+        out[due] = creeping(state.cost[due], state.mark_cost[due], grown)
+        state.mark_cost[due], state.mark_iter[due] = state.cost[due], niter[due]
     return out

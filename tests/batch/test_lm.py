@@ -197,15 +197,29 @@ def test_runaway_parameters_stall_early():
     assert (res.nfev < 100).all() and (np.abs(res.theta) > 1e3).all()
 
 
-def test_step_failing_under_maximal_damping_stalls():
-    """A Jacobian of the wrong sign: every step goes uphill, the damping grows to its cap."""
-    prob, start = make(Decay, 3, seed=14)
-    start[:] = 0.0  # |theta| = 0: the xtol test cannot end it
-    res = solve(lambda t, i: np.tile(np.arange(1.0, 4.0), (len(i), 1)) + t.sum(1)[:, None],
-                start, jac=lambda t, i, r: -np.ones((len(i), 3, 3)))
+def test_cost_flat_under_maximal_damping_stalls():
+    """The Jacobian promises a decrease, the cost does not move: STALLED, not converged."""
+    start = np.zeros((3, 3))  # |theta| = 0: the xtol test cannot end it either
+    res = solve(lambda t, i: np.tile(np.arange(1.0, 4.0), (len(i), 1)), start,
+                jac=lambda t, i, r: -np.ones((len(i), 3, 3)))
     np.testing.assert_array_equal(res.status, Status.STALLED)
     assert (res.nfev < 100).all()
     np.testing.assert_array_equal(res.theta, start)
+
+
+def test_kink_converges_as_in_minpack():
+    """A cost that jumps up across an edge (at theta = 0.95, approached from above) is
+    not flat: the steps shrink onto the edge and MINPACK's tests end it, CONVERGED."""
+    x = np.linspace(0, 1, 20)
+
+    def resid(t, i):
+        return t * x - 1.0 + 0.5 * (t > 0.95)
+
+    res = solve(resid, np.array([[0.5]]), jac=lambda t, i, r: np.broadcast_to(
+        x[None, :, None], (len(i), x.size, 1)))
+    assert res.status[0] == Status.CONVERGED
+    assert 0.95 < res.theta[0, 0] < 0.95 + 1e-6
+    assert res.niter[0] > 10  # it did meet the edge
 
 
 def test_flat_model_stalls():
@@ -429,7 +443,7 @@ def test_valley_without_end_stalls_early():
     res = solve(prob.resid, start, jac=prob.jac, return_jac=False)
     stalled = res.status == Status.STALLED
     assert stalled.sum() >= 5 and (res.status != Status.MAX_NFEV).all()
-    assert res.nfev[stalled].max() < 300 < 200 * 6
+    assert res.nfev[stalled].max() < 400 < 200 * 6
     assert (np.abs(res.theta[stalled, 0]) > 20 * np.abs(true[stalled, 0])).all()
     # long runs through pools of every size (down to one curve, whose row is
     # contiguous where a pool's rows are strided): not one bit changes

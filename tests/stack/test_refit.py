@@ -1,8 +1,9 @@
 """The neighbour refit pass (fit.refit_failed) and starting from an earlier store (init:).
 
 The refit cube starts 12% of its pixels (random) from a poor per-pixel init
-store (peak centre far from the peak) with a small ``max_nfev``, so exactly
-those pixels stop at ``max_nfev``; their neighbours start from the truth.
+store (peak centre far from the peak) with a small ``max_nfev``, so most of
+those pixels, and only those, fail (``max_nfev`` or ``stalled``; the bounded
+solver rescues about a quarter of them); their neighbours start from the truth.
 """
 
 from __future__ import annotations
@@ -71,8 +72,10 @@ def test_first_pass_fails_the_poorly_started_pixels(first_pass, refit_inputs):
     poor = refit_inputs[2]
     failed = ~first_pass.success.values
     assert 0.05 < failed.mean() < 0.20
-    assert (failed <= poor).all() and failed.sum() >= 0.9 * poor.sum()
-    assert (first_pass.status.values[failed] == Status.MAX_NFEV).all()
+    # the bound-aware solver rescues a quarter of the poor starts on its own; the
+    # rest stop at max_nfev or, stopping early, as stalled
+    assert (failed <= poor).all() and failed.sum() >= 0.6 * poor.sum()
+    assert np.isin(first_pass.status.values[failed], (Status.MAX_NFEV, Status.STALLED)).all()
 
 
 def test_refit_turns_failures_into_good_fits(refitted, first_pass, refit_cube):
