@@ -215,6 +215,8 @@ class FitConfig(_Section):
     engine: Literal["lm", "leastsq", "lbfgsb", "anneal"] = "lm"
     max_nfev: PositiveInt | None = None
     refit_failed: Flag = False
+    cost: Literal["chisqr", "poisson"] = "chisqr"
+    scale_covar: Flag = True
 
 
 class OutputConfig(_Section):

@@ -349,7 +349,8 @@ def task_spec(config, p: Plan, grid: ChunkGrid, index: tuple[int, ...]) -> dict:
         "template": p.params.dumps(),
         "python_path": [str(d) for d in config.model.python_path],
         "fit": {"engine": config.fit.engine, "max_nfev": config.fit.max_nfev,
-                "guess": bool(config.guess), "covar": bool(config.output.covariance)},
+                "guess": bool(config.guess), "covar": bool(config.output.covariance),
+                "cost": config.fit.cost, "scale_covar": bool(config.fit.scale_covar)},
         "output": str(config.output.path),
     }
 
@@ -375,7 +376,8 @@ def fit_chunk(task: dict) -> dict:
     opts = task["fit"]
     res = fit(data, from_reference(task["model"]), params, inp["fit_dim"], sigma=sigma,
               mask=mask, engine=opts["engine"], guess=opts["guess"], init=init,
-              max_nfev=opts["max_nfev"], covar=opts["covar"])
+              max_nfev=opts["max_nfev"], covar=opts["covar"], cost=opts["cost"],
+              scale_covar=opts["scale_covar"])
     store.write_region(task["output"], res, region)
     codes = np.bincount(res["status"].values.ravel().astype(np.int64), minlength=len(Status))
     summary = {"index": task["index"], "pixels": int(res["status"].size),
@@ -554,7 +556,8 @@ def _sample_fits(config, p: Plan, n_samples: int) -> list[str]:
         {d: v for d, v in points.items() if d in ds[config.input.sigma].dims}
     ).load() if config.input.sigma else None
     res = fit(data, p.model, p.params, config.input.fit_dim, sigma=sigma,
-              engine=config.fit.engine, guess=config.guess, max_nfev=config.fit.max_nfev)
+              engine=config.fit.engine, guess=config.guess, max_nfev=config.fit.max_nfev,
+              cost=config.fit.cost, scale_covar=config.fit.scale_covar)
     lines = [f"sample fits ({len(flat)} pixels):"]
     for k in range(len(flat)):
         where = ", ".join(f"{d}={int(i[k])}" for d, i in zip(p.grid.dims, idx, strict=True))

@@ -18,6 +18,7 @@ from batchfit.batch.layout import Layout
 from batchfit.batch.linalg import covariance_from_gram
 from batchfit.batch.result import BatchResult
 from batchfit.core.minimizer import Minimizer, engine_name
+from batchfit.core.stats import information_criteria
 from batchfit.errors import FitError, InputError, ModelError
 from batchfit.status import Status
 
@@ -26,7 +27,7 @@ ENGINES = ("lm", "leastsq", "lbfgsb", "anneal")
 
 def fit_batch(model, params, x, y, sigma=None, mask=None, init=None, guess=False,
               max_nfev=None, covar=False, engine="lm", ftol=1e-10, xtol=1e-10,
-              symtable=None) -> BatchResult:
+              symtable=None, cost="chisqr", scale_covar=True) -> BatchResult:
     """Fit ``model`` to every row of ``y``.
 
     Parameters
@@ -54,6 +55,13 @@ def fit_batch(model, params, x, y, sigma=None, mask=None, init=None, guess=False
     engine : {'lm', 'leastsq', 'lbfgsb', 'anneal'}
         'lm' is the vectorized engine; the others loop :class:`Minimizer`
         over the curves (the slow reference path).
+    cost : {'chisqr', 'poisson'}
+        What is minimized: the (weighted) sum of squares, or the Poisson
+        deviance ``2*sum(f - y - y*log(f/y))`` for counts ``y``.
+    scale_covar : bool
+        Scale the covariance by ``redchi`` (lmfit's default); False takes
+        ``sigma`` as absolute. Ignored for ``cost='poisson'``, whose
+        covariance is the inverse Fisher information, never scaled.
 
     Returns
     -------
@@ -77,7 +85,8 @@ def fit_batch(model, params, x, y, sigma=None, mask=None, init=None, guess=False
         name = "lm" if engine == "lm" else engine_name(engine)
         runner = _fit_lm if name == "lm" else _fit_loop
         runner(model, layout, x, _rows(y, todo), _rows(w, todo), _rows(starts, todo), result, todo,
-               max_nfev=max_nfev, ftol=ftol, xtol=xtol, engine=name)
+               max_nfev=max_nfev, ftol=ftol, xtol=xtol, engine=name,
+               scale_covar=bool(scale_covar))
     return result
 
 
@@ -149,7 +158,8 @@ def _classify(y, w, mask, nvar, result):
         with np.errstate(all="ignore"), quiet:
             span = np.nanmax(yu, axis=1) - np.nanmin(yu, axis=1)
     bad = (ndata < max(nvar, 1)) | ~(span > 0)
-    result.ndata[:] = ndata
+    result.ndata[:] = np.where(fit, ndata, 0)
+    result.nfree[:] = np.where(fit, ndata - nvar, 0)
     result.status[:] = np.where(~fit, Status.MASKED, np.where(bad, Status.BAD_DATA,
                                                                Status.NOT_RUN))
     return np.flatnonzero(fit & ~bad)
@@ -297,17 +307,18 @@ def _probe_values(model, layout):
     return {p: vals[p] for p in model.param_names}
 
 
-def _fit_lm(model, layout, x, y, w, starts, result, todo, *, max_nfev, ftol, xtol, engine):
+def _fit_lm(model, layout, x, y, w, starts, result, todo, *, max_nfev, ftol, xtol, engine,
+            scale_covar=True):
     prob = _Problem(model, layout, x, y, w)
     theta0 = layout.bounds.to_internal(starts)
     if layout.nvar == 0:
-        _store_fixed(prob, theta0, result, todo)
+        _store_fixed(prob, theta0, result, todo, scale_covar)
         return
     out = lm.solve(None, theta0, evaluate=prob.evaluate, ftol=ftol, xtol=xtol,
                    max_nfev=max_nfev, block_size=_block_size(x.size), return_jac=False,
                    return_gram=True, return_resid=False)
     cov = covariance_from_gram(out.gram_at_solution)
-    _store(layout, out.theta, out.cost, out.nfev, out.status, cov, result, todo)
+    _store(layout, out.theta, out.cost, out.nfev, out.status, cov, result, todo, scale_covar)
 
 
 BLOCK_POINTS = 2**18
@@ -323,19 +334,19 @@ def _block_size(npts):
     return int(np.clip(BLOCK_POINTS // max(npts, 1), 64, 4096))
 
 
-def _store_fixed(prob, theta0, result, todo):
+def _store_fixed(prob, theta0, result, todo, scale_covar=True):
     r = prob.resid(theta0, np.arange(theta0.shape[0]))
     ok = np.isfinite(r).all(axis=1)
     cost = np.where(ok, (r * r).sum(axis=1), np.nan)
     status = np.where(ok, Status.CONVERGED, Status.MODEL_ERROR).astype(np.int8)
     _store(prob.layout, theta0, cost, np.ones(len(todo), np.int32), status,
-           np.zeros((len(todo), 0, 0)), result, todo)
+           np.zeros((len(todo), 0, 0)), result, todo, scale_covar)
 
 
-def _store(layout, theta, cost, nfev, status, cov, result, todo):
+def _store(layout, theta, cost, nfev, status, cov, result, todo, scale_covar=True):
     """Write the fitted curves' values, errors and statistics into ``result``."""
     ext = layout.bounds.to_external(theta)
-    nfree = result.ndata[todo] - layout.nvar
+    nfree = result.nfree[todo]
     with np.errstate(all="ignore"):
         redchi = np.where(nfree > 0, cost / nfree, np.nan)
     ok = (status == Status.CONVERGED) & np.isfinite(cost) & np.isfinite(ext).all(axis=1)
@@ -345,8 +356,12 @@ def _store(layout, theta, cost, nfev, status, cov, result, todo):
     result.nfev[todo] = nfev
     result.chisqr[todo] = np.where(ok, cost, np.nan)
     result.redchi[todo] = np.where(ok, redchi, np.nan)
+    aic, bic = information_criteria(cost, result.ndata[todo], layout.nvar)
+    result.aic[todo] = np.where(ok, aic, np.nan)
+    result.bic[todo] = np.where(ok, bic, np.nan)
     g = layout.bounds.d_external(theta)
-    cov_ext = cov * g[:, :, None] * g[:, None, :] * redchi[:, None, None]
+    scale = redchi if scale_covar else np.ones_like(redchi)
+    cov_ext = cov * g[:, :, None] * g[:, None, :] * scale[:, None, None]
     cov_ext[~ok] = np.nan
     vals = layout.values(ext)
     for name in layout.names:
@@ -370,7 +385,8 @@ def _store_stderr(layout, ext, cov_ext, ok, result, todo):
             result.stderr[name][todo] = np.sqrt(var)
 
 
-def _fit_loop(model, layout, x, y, w, starts, result, todo, *, max_nfev, ftol, xtol, engine):
+def _fit_loop(model, layout, x, y, w, starts, result, todo, *, max_nfev, ftol, xtol, engine,
+              scale_covar=True):
     """The slow reference path: one core Minimizer per curve."""
     params = layout.params.copy()
     kws = {"max_nfev": max_nfev} if (max_nfev and engine == "leastsq") else {}
@@ -386,7 +402,7 @@ def _fit_loop(model, layout, x, y, w, starts, result, todo, *, max_nfev, ftol, x
         for j, name in enumerate(layout.var_names):
             params[name].value = float(starts[i, j])
         try:
-            fitter = Minimizer(residual, params)
+            fitter = Minimizer(residual, params, scale_covar=scale_covar)
             getattr(fitter, engine)(**kws)
         except FitError:
             result.status[row] = Status.MODEL_ERROR
@@ -402,6 +418,7 @@ def _store_one(fitter, layout, result, row):
     if not ok:
         return
     result.chisqr[row], result.redchi[row] = fitter.chisqr, fitter.redchi
+    result.aic[row], result.bic[row] = fitter.aic, fitter.bic
     for name, par in fitter.params.items():
         result.values[name][row] = par.value
         result.stderr[name][row] = np.nan if par.stderr is None else par.stderr

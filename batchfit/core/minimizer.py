@@ -96,15 +96,21 @@ class Minimizer:
     params : Parameters
     fcn_args : tuple, optional
     fcn_kws : dict, optional
+    scale_covar : bool, optional
+        Scale the covariance by the reduced chi-square (lmfit's default).
+        False takes the residual's weights as absolute (``curve_fit``'s
+        ``absolute_sigma=True``).
     **kws
         Default keywords for the engine (e.g. ``xtol``).
     """
 
-    def __init__(self, fcn=None, params=None, fcn_args=None, fcn_kws=None, **kws):
+    def __init__(self, fcn=None, params=None, fcn_args=None, fcn_kws=None,
+                 scale_covar: bool = True, **kws):
         self.userfcn = fcn
         self.params = params
         self.userargs = tuple(fcn_args or ())
         self.userkws = dict(fcn_kws or {})
+        self.scale_covar = bool(scale_covar)
         self.kws = kws
         self.asteval = Interpreter()
         self._reset()
@@ -301,9 +307,13 @@ class Minimizer:
         for par in self.params.values():
             if not par.varies and par.expr is None:
                 par.stderr = 0.0  # held fixed: no uncertainty from this fit
-        if cov is None or self.nfree <= 0 or not np.all(np.isfinite(cov)):
+        if cov is None or not np.all(np.isfinite(cov)):
             return
-        self.covar = cov * self.redchi
+        if self.scale_covar:
+            if self.nfree <= 0:
+                return
+            cov = cov * self.redchi
+        self.covar = cov
         sd = np.sqrt(np.abs(np.diag(self.covar)))
         corr = stats.correlations(self.covar)
         for i, par in enumerate(self._vars):
@@ -326,15 +336,17 @@ class Minimizer:
         return getattr(self, engine_name(engine))(**kws)
 
 
-def minimize(fcn, params, args=None, kws=None, engine="leastsq", method=None, **fit_kws):
+def minimize(fcn, params, args=None, kws=None, engine="leastsq", method=None,
+             scale_covar=True, **fit_kws):
     """Fit ``params`` so that the sum of squares of ``fcn(params, *args, **kws)`` is minimal.
 
-    ``method`` is an alias of ``engine``. Extra keywords go to the engine.
-    Returns the :class:`Minimizer`, whose attributes hold the statistics;
-    ``params`` are updated in place with best-fit values and uncertainties.
+    ``method`` is an alias of ``engine``. ``scale_covar`` as in
+    :class:`Minimizer`. Extra keywords go to the engine. Returns the
+    :class:`Minimizer`, whose attributes hold the statistics; ``params`` are
+    updated in place with best-fit values and uncertainties.
     """
     name = engine_name(method if method is not None else engine)
-    fitter = Minimizer(fcn, params, fcn_args=args, fcn_kws=kws)
+    fitter = Minimizer(fcn, params, fcn_args=args, fcn_kws=kws, scale_covar=scale_covar)
     return getattr(fitter, name)(**fit_kws)
 
 

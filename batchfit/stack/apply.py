@@ -34,6 +34,8 @@ def fit(
     init=None,
     max_nfev: int | None = None,
     covar: bool = False,
+    cost: str = "chisqr",
+    scale_covar: bool = True,
 ) -> xr.Dataset:
     """Fit ``model`` to every curve of ``da`` along ``dim``.
 
@@ -67,12 +69,18 @@ def fit(
         Maximum function evaluations per pixel.
     covar : bool
         Also return ``covar`` with dims ``(..., 'param', 'param_')``.
+    cost : {'chisqr', 'poisson'}
+        ``'poisson'`` minimizes the Poisson deviance of counts (see
+        :func:`batchfit.fit_batch`).
+    scale_covar : bool
+        Scale the covariance by ``redchi``; False takes ``sigma`` as absolute.
 
     Returns
     -------
     xr.Dataset
         One variable per parameter (float64) and per stderr, ``chisqr``,
-        ``redchi`` (float64), ``nfev`` (int32), ``success`` (bool), ``status``
+        ``redchi``, ``aic``, ``bic`` (float64), ``nfev``, ``ndata``, ``nfree``
+        (int32), ``success`` (bool), ``status``
         (int8, CF flag attrs), optional ``covar``; with the non-fit coords of
         ``da``. Lazy (dask-backed, nothing computed) when ``da`` is dask-backed.
 
@@ -89,7 +97,7 @@ def fit(
     args, spec = _extra_args(da, dim, sigma, mask, init, layout)
     core_dims = [[dim]] + [[dim] if spec["has_sigma"] and i == 0 else [] for i in range(len(args))]
     kernel = dict(model=model, params=params, x=x, layout=layout, engine=engine,
-                  guess=guess, max_nfev=max_nfev, **spec)
+                  guess=guess, max_nfev=max_nfev, cost=cost, scale_covar=scale_covar, **spec)
     packed = xr.apply_ufunc(
         fit_block, data, *args,
         input_core_dims=core_dims,
@@ -145,7 +153,7 @@ def _pixel_array(obj, dim: str, what: str) -> xr.DataArray:
 
 def fit_block(y: np.ndarray, *arrays, model, params, x, layout: ResultLayout, engine: str,
               guess: bool, max_nfev, has_sigma: bool, has_mask: bool, sigma_scalar,
-              init_names) -> np.ndarray:
+              init_names, cost: str = "chisqr", scale_covar: bool = True) -> np.ndarray:
     """Fit every curve of one numpy block; returns the packed results.
 
     ``y`` has shape ``pixels + (npts,)``; ``arrays`` are, in order, sigma (same
@@ -169,7 +177,8 @@ def fit_block(y: np.ndarray, *arrays, model, params, x, layout: ResultLayout, en
         y_rows = y.reshape(n, npts)[rows]
         s_rows = sigma[rows] if sigma is not None else sigma_scalar
         result = fit_batch(model, params, x, y_rows, sigma=s_rows, init=init or None,
-                           guess=guess, max_nfev=max_nfev, covar=layout.covar, engine=engine)
+                           guess=guess, max_nfev=max_nfev, covar=layout.covar, engine=engine,
+                           cost=cost, scale_covar=scale_covar)
         layout.pack_into(packed, rows, result)
     return packed.reshape(tuple(shape) + (layout.width,))
 

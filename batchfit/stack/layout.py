@@ -4,7 +4,7 @@ A block of fits is carried as one float64 array of shape ``pixels + (width,)``
 ("packed"): one field per output scalar. Packing lets a dask graph carry every
 result of a block in a single task output; :meth:`ResultLayout.unpack` splits it
 into the variables of section 5 of the design (with their dtypes) and works on
-numpy and dask arrays alike. Every integer field (nfev, success, status) is
+numpy and dask arrays alike. Every integer field (nfev, ndata, nfree, success, status) is
 exactly representable in float64, so the round trip is lossless.
 """
 
@@ -24,6 +24,10 @@ _STAT_FIELDS = (
     ("chisqr", np.float64, np.nan, {"long_name": "chi-square"}),
     ("redchi", np.float64, np.nan, {"long_name": "reduced chi-square"}),
     ("nfev", np.int32, 0, {"long_name": "function evaluations"}),
+    ("ndata", np.int32, 0, {"long_name": "data points used (finite, unmasked)"}),
+    ("nfree", np.int32, 0, {"long_name": "degrees of freedom (ndata - nvarys)"}),
+    ("aic", np.float64, np.nan, {"long_name": "Akaike information criterion"}),
+    ("bic", np.float64, np.nan, {"long_name": "Bayesian information criterion"}),
     ("success", np.bool_, False, {"long_name": "fit converged with finite values"}),
     ("status", np.int8, int(Status.NOT_RUN), flag_attrs()),
 )
@@ -113,7 +117,8 @@ class ResultLayout:
         """
         cols = [result.values[n] for n in self.names]
         cols += [result.stderr[n] for n in self.names]
-        cols += [result.chisqr, result.redchi, result.nfev, result.success, result.status]
+        cols += [result.chisqr, result.redchi, result.nfev, result.ndata, result.nfree,
+                 result.aic, result.bic, result.success, result.status]
         packed[rows, : self.n_scalar] = np.stack(
             [np.asarray(c, dtype=np.float64) for c in cols], axis=1
         )

@@ -205,7 +205,7 @@ def refit_chunk(task: dict) -> dict:
     res = fit(data, from_reference(task["model"]), Parameters().loads(task["template"]),
               inp["fit_dim"], sigma=sigma, mask=xr.DataArray(mask.reshape(shape), dims=dims),
               engine=opts["engine"], guess=False, init=init, max_nfev=opts["max_nfev"],
-              covar=opts["covar"])
+              covar=opts["covar"], cost=opts["cost"], scale_covar=opts["scale_covar"])
     improved = res["success"].transpose(*dims).values & mask.reshape(shape)
     if improved.any():
         _write_pixels(task["output"], res, region, improved)
