@@ -49,7 +49,8 @@ class LMResult:
     theta : ndarray, shape (n, k)
         Final parameters (the last accepted point).
     cost : ndarray, shape (n,)
-        ``sum(r**2)`` at `theta` (non-finite for a bad start).
+        ``sum(r**2)`` at `theta`, or the cost returned by ``evaluate`` (the
+        cost hook); non-finite for a bad start.
     nfev : ndarray of int32, shape (n,)
         Residual evaluations, MINPACK style: ``k`` per finite-difference
         Jacobian, none for analytic Jacobians or for `jac_at_solution`.
@@ -130,6 +131,16 @@ def solve(
         forward differences with relative step `rel_step`, else 0). The
         Jacobian is only ever asked for at points whose residual was just
         evaluated, so `evaluate` can share work between the two.
+
+        The cost hook: `evaluate` may return a third item, ``cost`` of shape
+        (m,), the per-curve objective that the gain ratio, step acceptance
+        and ``ftol`` use instead of ``sum(r**2)``. The step still comes from
+        ``J^T J`` and ``J^T r`` (Gauss-Newton / Fisher scoring), so ``r`` and
+        the columns must be such that ``2 J^T r`` is the gradient of ``cost``
+        and ``2 J^T J`` its (expected) Hessian: for the Poisson deviance
+        ``2 sum(f - y - y log(f/y))``, ``r = (f - y) / sqrt(f)`` and columns
+        ``(df/dtheta) / sqrt(f)``. A row whose ``r`` is not finite counts as
+        a failed model whatever its cost.
     ftol : float, optional
         Stop when both the actual and the predicted relative reduction of the
         sum of squares are at most `ftol` (MINPACK).
@@ -311,8 +322,19 @@ class _Active:
 
 
 def _evaluate(opts: _Options, theta: np.ndarray, idx: np.ndarray):
-    r, columns = opts.evaluate(theta, idx)
-    return _checked(r, theta), columns
+    """Residuals, Jacobian columns and per-curve cost (the hook, else ``sum r**2``)."""
+    out = opts.evaluate(theta, idx)
+    r = _checked(out[0], theta)
+    if len(out) == 3:
+        cost = np.asarray(out[2], dtype=np.float64).reshape(-1)
+        if cost.shape != (theta.shape[0],):
+            raise ValueError(f"evaluate's cost must have shape ({theta.shape[0]},); "
+                             f"got {np.shape(out[2])}")
+        # A non-finite residual is a failed model whatever the cost says.
+        cost = np.where(np.isfinite(r).all(axis=1), cost, np.nan)
+    else:
+        cost = _sumsq(r)
+    return r, out[1], cost
 
 
 def _sumsq(r: np.ndarray) -> np.ndarray:
@@ -346,13 +368,13 @@ def _linearize(opts, state: _Active, rows, a, g, d2_old=None):
 def _start(opts: _Options, theta0: np.ndarray, idx: np.ndarray, out: _Block) -> _Active:
     """Evaluate the start, fill the block output; return the active state."""
     m, k = theta0.shape
-    r, columns = _evaluate(opts, theta0, idx)
+    r, columns, cost = _evaluate(opts, theta0, idx)
     out.init_resid(r.shape[1])
     out.theta[:] = theta0
     out.nfev[:] = 1
     if out.resid is not None:
         out.resid[:] = r
-    out.cost[:] = _sumsq(r)
+    out.cost[:] = cost
     out.status[:] = Status.MODEL_ERROR
     live = np.flatnonzero(np.isfinite(out.cost))
     state = _Active(
@@ -424,10 +446,9 @@ def _iterate(opts: _Options, state: _Active, out: _Block, max_iter: int) -> _Act
     out.niter[state.pos] += 1
     ev = np.flatnonzero(ok)
     trial = state.theta[ev] + p[ev]
-    r, columns = _evaluate(opts, trial, state.idx[ev])
+    r, columns, cost_t = _evaluate(opts, trial, state.idx[ev])
     out.nfev[state.pos[ev]] += 1
     cost = state.cost[ev]
-    cost_t = _sumsq(r)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         finite = np.isfinite(cost_t)
         actred = np.where(cost_t < 100.0 * cost, 1.0 - cost_t / cost, -1.0)
@@ -507,7 +528,7 @@ def _final_jacobian(opts: _Options, out: _Output) -> np.ndarray:
     good = np.flatnonzero(np.isfinite(out.cost))
     for start in range(0, good.size, BLOCK_SIZE):
         rows = good[start : start + BLOCK_SIZE]
-        r, columns = _evaluate(opts, out.theta[rows], rows)
+        _, columns, _ = _evaluate(opts, out.theta[rows], rows)
         cols, _ = columns(np.arange(rows.size), opts.rel_step)
         for j, col in enumerate(cols):
             jac[rows, :, j] = col

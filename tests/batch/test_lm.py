@@ -267,3 +267,63 @@ def test_wrong_shapes_raise():
         solve(lambda t, i: np.zeros(3), start)
     with pytest.raises(ValueError, match="jac must return"):
         solve(prob.resid, start, jac=lambda t, i, r: np.zeros((len(i), 5, 3)))
+
+
+class PoissonDecay:
+    """Counts ``y ~ Poisson(a exp(-x/tau) + c)``; the hook minimizes the deviance."""
+
+    def __init__(self, n, seed):
+        rng = np.random.default_rng(seed)
+        self.x = np.linspace(0, 10, 40)
+        self.true = np.column_stack([rng.uniform(20, 60, n), rng.uniform(1.0, 3.0, n),
+                                     rng.uniform(0.5, 2.0, n)])
+        self.y = rng.poisson(self.f(self.true)).astype(float)  # zero counts kept
+
+    def f(self, t):
+        return t[:, :1] * np.exp(-self.x / t[:, 1:2]) + t[:, 2:3]
+
+    def df(self, t):
+        e = np.exp(-self.x / t[:, 1:2])
+        return [e, t[:, :1] * e * self.x / t[:, 1:2] ** 2, np.ones_like(e)]
+
+    def deviance(self, f, y):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ylog = np.where(y > 0, y * np.log(y / f), 0.0)
+        return 2.0 * np.sum(f - y + ylog, axis=-1)
+
+    def evaluate(self, theta, idx):
+        f = self.f(theta)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            root = np.where(f > 0, np.sqrt(f), np.nan)
+        y = self.y[idx]
+        r = (f - y) / root
+
+        def columns(sel, rel_step):
+            return [c[sel] / root[sel] for c in self.df(theta)], 0
+
+        return r, columns, self.deviance(f, y)
+
+
+def test_cost_hook_minimizes_poisson_deviance():
+    from scipy.optimize import minimize
+
+    prob = PoissonDecay(12, seed=21)
+    assert (prob.y == 0).any(), "zero counts must be part of the test"
+    start = prob.true * 1.3
+    res = solve(None, start, evaluate=prob.evaluate, return_jac=False)
+    assert (res.status == Status.CONVERGED).all()
+    for i in range(12):
+        def nll(t, i=i):  # negative log-likelihood up to a constant
+            f = prob.f(t[None])[0]
+            return np.sum(f - prob.y[i] * np.log(f)) if (f > 0).all() else np.inf
+
+        ref = minimize(nll, start[i], method="Nelder-Mead",
+                       options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20000,
+                                "maxfev": 20000})
+        np.testing.assert_allclose(res.theta[i], ref.x, rtol=1e-4)
+        assert nll(res.theta[i]) <= ref.fun + 1e-9
+        np.testing.assert_allclose(res.cost[i], prob.deviance(prob.f(res.theta[i:i + 1]),
+                                                              prob.y[i:i + 1])[0], rtol=1e-12)
+    # the hook's cost is not sum(r**2): the minimum differs from the chi-square one
+    chi = solve(None, start, evaluate=lambda t, i: prob.evaluate(t, i)[:2], return_jac=False)
+    assert np.abs(chi.theta - res.theta).max() > 1e-3
