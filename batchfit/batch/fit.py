@@ -17,6 +17,7 @@ from batchfit.batch import lm
 from batchfit.batch.layout import Layout
 from batchfit.batch.linalg import covariance_from_gram
 from batchfit.batch.result import BatchResult
+from batchfit.core import poisson
 from batchfit.core.minimizer import Minimizer, engine_name
 from batchfit.core.stats import information_criteria
 from batchfit.errors import FitError, InputError, ModelError
@@ -76,18 +77,30 @@ def fit_batch(model, params, x, y, sigma=None, mask=None, init=None, guess=False
     """
     layout = Layout(params, symtable)
     _check_model(model, layout)
+    _check_cost(cost, sigma)
     x, y, w = _prepare_data(x, y, sigma)
     n = y.shape[0]
     starts = layout.starting_values(n, _overrides(model, x, y, guess, init))
     result = BatchResult.empty(layout.names, layout.var_names, n, covar)
-    todo = _classify(y, w, mask, layout.nvar, result)
+    todo = _classify(y, w, mask, layout.nvar, result, cost)
     if todo.size:
         name = "lm" if engine == "lm" else engine_name(engine)
         runner = _fit_lm if name == "lm" else _fit_loop
         runner(model, layout, x, _rows(y, todo), _rows(w, todo), _rows(starts, todo), result, todo,
                max_nfev=max_nfev, ftol=ftol, xtol=xtol, engine=name,
-               scale_covar=bool(scale_covar))
+               scale_covar=bool(scale_covar) and cost == "chisqr", cost=cost)
     return result
+
+
+COSTS = ("chisqr", "poisson")
+
+
+def _check_cost(cost, sigma):
+    if cost not in COSTS:
+        raise InputError(f"cost={cost!r} is not one of {', '.join(map(repr, COSTS))}")
+    if cost == "poisson" and sigma is not None:
+        raise InputError("cost='poisson' takes counts without sigma (the Poisson variance is "
+                         "the model itself); drop sigma, or use cost='chisqr'")
 
 
 def _check_model(model, layout):
@@ -142,8 +155,11 @@ def _overrides(model, x, y, guess, init):
     return out
 
 
-def _classify(y, w, mask, nvar, result):
-    """Mark masked and bad-data curves in ``result``; return indices to fit."""
+def _classify(y, w, mask, nvar, result, cost="chisqr"):
+    """Mark masked and bad-data curves in ``result``; return indices to fit.
+
+    For ``cost='poisson'`` a curve with a negative count is bad data too.
+    """
     n = y.shape[0]
     fit = np.ones(n, bool) if mask is None else np.broadcast_to(np.asarray(mask, bool), (n,))
     if _unit(w):  # all points used, all finite
@@ -158,6 +174,8 @@ def _classify(y, w, mask, nvar, result):
         with np.errstate(all="ignore"), quiet:
             span = np.nanmax(yu, axis=1) - np.nanmin(yu, axis=1)
     bad = (ndata < max(nvar, 1)) | ~(span > 0)
+    if cost == "poisson":
+        bad |= ((y < 0) & (w > 0)).any(axis=1)
     result.ndata[:] = np.where(fit, ndata, 0)
     result.nfree[:] = np.where(fit, ndata - nvar, 0)
     result.status[:] = np.where(~fit, Status.MASKED, np.where(bad, Status.BAD_DATA,
@@ -183,9 +201,13 @@ class _Problem:
     themselves, with no sign pass over it.
     """
 
-    def __init__(self, model, layout, x, y, w):
+    def __init__(self, model, layout, x, y, w, cost="chisqr"):
         self.model, self.layout, self.x, self.y, self.w = model, layout, x, y, w
         self.unit_w = _unit(w) or bool(np.all(w == 1.0))
+        # Poisson: w is 0/1 (point used); the weights 1/sqrt(f) change with f.
+        self.kind = cost
+        self.poisson = cost == "poisson"
+        self.data_term = poisson.data_term(y, w) if self.poisson else None
         self.has_jac = model.jacobian(x, **_probe_values(model, layout)) is not None
         bounds = layout.bounds
         self.bounded_cols = np.concatenate([bounds.both, bounds.lower, bounds.upper])
@@ -225,31 +247,58 @@ class _Problem:
                 pass
         return out
 
-    def _weigh(self, r, rows):
+    def _weigh(self, r, rows, wt=None):
         # A non-finite model value makes the residual non-finite even where the
         # weight is zero (nan * 0 is nan), so a failing model is never hidden.
+        if wt is not None:
+            return np.multiply(r, wt, out=r)
         return r if self.unit_w else np.multiply(r, self.w[rows], out=r)
+
+    def _residuals(self, f, rows):
+        """Weighted residuals of model values ``f`` and the Poisson weights (or None)."""
+        y = self.y[rows]
+        with np.errstate(all="ignore"):
+            if not self.poisson:
+                return self._weigh(np.subtract(f, y), rows), None
+            wt = poisson.weights(f, self.w[rows])
+            return poisson.residuals(f, y, wt), wt
+
+    def cost(self, f, rows):
+        """Per-curve cost of model values ``f``: deviance, or sum of squares."""
+        if self.poisson:
+            return poisson.deviance(f, self.y[rows], self.w[rows], self.data_term[rows])
+        r = self._residuals(f, rows)[0]
+        return np.where(np.isfinite(r).all(axis=1), np.vecdot(r, r), np.nan)
 
     def resid(self, theta, rows):
         f, _ = self._model(theta, False)
-        with np.errstate(all="ignore"):
-            return self._weigh(np.subtract(f, self.y[rows]), rows)
+        return self._residuals(f, rows)[0]
+
+    def cost_at(self, theta, rows):
+        """Per-curve cost at ``theta``."""
+        return self.cost(self._model(theta, False)[0], rows)
 
     def evaluate(self, theta, rows):
-        """The kernel's ``evaluate``: residuals, and their Jacobian on demand."""
+        """The kernel's ``evaluate``: residuals, their Jacobian on demand, and the cost.
+
+        The cost (third item, the kernel's cost hook) is returned only for
+        ``cost='poisson'``; otherwise the kernel uses ``sum(r**2)``.
+        """
         f, d = self._model(theta, self.has_jac)
-        with np.errstate(all="ignore"):
-            r = self._weigh(np.subtract(f, self.y[rows]), rows)
+        r, wt = self._residuals(f, rows)
 
         def columns(sel, rel_step):
+            ws = None if wt is None else wt[sel]
             if not self.has_jac:
-                return self._fd_columns(theta[sel], rows[sel], f[sel], rel_step), len(
+                return self._fd_columns(theta[sel], rows[sel], f[sel], rel_step, ws), len(
                     self.layout.var_names)
-            return self._columns(theta, rows, d, sel), 0
+            return self._columns(theta, rows, d, sel, ws), 0
 
+        if self.poisson:
+            return r, columns, self.cost(f, rows)
         return r, columns
 
-    def _fd_columns(self, theta, rows, f0, rel_step):
+    def _fd_columns(self, theta, rows, f0, rel_step, wt=None):
         """Forward differences of the model, one evaluation per column."""
         cols = []
         for j in range(theta.shape[1]):
@@ -261,10 +310,10 @@ class _Problem:
             with np.errstate(all="ignore"):
                 col = np.subtract(f1, f0)
                 col /= h[:, None]
-            cols.append(self._weigh(col, rows))
+            cols.append(self._weigh(col, rows, wt))
         return cols
 
-    def _columns(self, theta, rows, d, sel):
+    def _columns(self, theta, rows, d, sel, wt=None):
         """Analytic columns of ``d r / d theta`` for the rows ``sel`` of an evaluation."""
         layout, npts = self.layout, self.x.size
         m = sel.size
@@ -275,6 +324,7 @@ class _Problem:
         ties = layout.tie_gradients(self.external(th))
         dext = layout.bounds.d_external(th) if self.bounded_cols.size else None
         w = None if self.unit_w else self.w[rows if full else rows[sel]]
+        w = w if wt is None else wt
         cols = []
         with np.errstate(all="ignore"):
             for j, name in enumerate(layout.var_names):
@@ -308,8 +358,8 @@ def _probe_values(model, layout):
 
 
 def _fit_lm(model, layout, x, y, w, starts, result, todo, *, max_nfev, ftol, xtol, engine,
-            scale_covar=True):
-    prob = _Problem(model, layout, x, y, w)
+            scale_covar=True, cost="chisqr"):
+    prob = _Problem(model, layout, x, y, w, cost)
     theta0 = layout.bounds.to_internal(starts)
     if layout.nvar == 0:
         _store_fixed(prob, theta0, result, todo, scale_covar)
@@ -318,7 +368,8 @@ def _fit_lm(model, layout, x, y, w, starts, result, todo, *, max_nfev, ftol, xto
                    max_nfev=max_nfev, block_size=_block_size(x.size), return_jac=False,
                    return_gram=True, return_resid=False)
     cov = covariance_from_gram(out.gram_at_solution)
-    _store(layout, out.theta, out.cost, out.nfev, out.status, cov, result, todo, scale_covar)
+    _store(layout, out.theta, out.cost, out.nfev, out.status, cov, result, todo, scale_covar,
+           cost)
 
 
 BLOCK_POINTS = 2**18
@@ -335,15 +386,15 @@ def _block_size(npts):
 
 
 def _store_fixed(prob, theta0, result, todo, scale_covar=True):
-    r = prob.resid(theta0, np.arange(theta0.shape[0]))
-    ok = np.isfinite(r).all(axis=1)
-    cost = np.where(ok, (r * r).sum(axis=1), np.nan)
+    cost = prob.cost_at(theta0, np.arange(theta0.shape[0]))
+    ok = np.isfinite(cost)
     status = np.where(ok, Status.CONVERGED, Status.MODEL_ERROR).astype(np.int8)
     _store(prob.layout, theta0, cost, np.ones(len(todo), np.int32), status,
-           np.zeros((len(todo), 0, 0)), result, todo, scale_covar)
+           np.zeros((len(todo), 0, 0)), result, todo, scale_covar, prob.kind)
 
 
-def _store(layout, theta, cost, nfev, status, cov, result, todo, scale_covar=True):
+def _store(layout, theta, cost, nfev, status, cov, result, todo, scale_covar=True,
+           cost_kind="chisqr"):
     """Write the fitted curves' values, errors and statistics into ``result``."""
     ext = layout.bounds.to_external(theta)
     nfree = result.nfree[todo]
@@ -356,7 +407,7 @@ def _store(layout, theta, cost, nfev, status, cov, result, todo, scale_covar=Tru
     result.nfev[todo] = nfev
     result.chisqr[todo] = np.where(ok, cost, np.nan)
     result.redchi[todo] = np.where(ok, redchi, np.nan)
-    aic, bic = information_criteria(cost, result.ndata[todo], layout.nvar)
+    aic, bic = information_criteria(cost, result.ndata[todo], layout.nvar, cost_kind)
     result.aic[todo] = np.where(ok, aic, np.nan)
     result.bic[todo] = np.where(ok, bic, np.nan)
     g = layout.bounds.d_external(theta)
@@ -386,7 +437,7 @@ def _store_stderr(layout, ext, cov_ext, ok, result, todo):
 
 
 def _fit_loop(model, layout, x, y, w, starts, result, todo, *, max_nfev, ftol, xtol, engine,
-              scale_covar=True):
+              scale_covar=True, cost="chisqr"):
     """The slow reference path: one core Minimizer per curve."""
     params = layout.params.copy()
     kws = {"max_nfev": max_nfev} if (max_nfev and engine == "leastsq") else {}
@@ -397,12 +448,14 @@ def _fit_loop(model, layout, x, y, w, starts, result, todo, *, max_nfev, ftol, x
         xi, yi, wi = x[keep], y[i][keep], w[i][keep]
 
         def residual(p, xi=xi, yi=yi, wi=wi):
-            return (yi - model(xi, **{q: p[q].value for q in model.param_names})) * wi
+            f = model(xi, **{q: p[q].value for q in model.param_names})
+            return f if cost == "poisson" else (yi - f) * wi
 
         for j, name in enumerate(layout.var_names):
             params[name].value = float(starts[i, j])
         try:
-            fitter = Minimizer(residual, params, scale_covar=scale_covar)
+            fitter = Minimizer(residual, params, scale_covar=scale_covar, cost=cost,
+                               counts=yi if cost == "poisson" else None)
             getattr(fitter, engine)(**kws)
         except FitError:
             result.status[row] = Status.MODEL_ERROR

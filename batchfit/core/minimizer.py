@@ -18,6 +18,12 @@ from the minimum; with these defaults all 54 pairs match the certified values
 to 4 digits and the certified standard deviations to 2, with fewer function
 evaluations in total (13,163 against 14,570 with ``factor=100``).
 
+``cost='poisson'`` (with ``counts``): ``fcn`` returns the model's expected
+counts and the engines minimize the Poisson deviance, as the sum of squares
+of the deviance residuals (:mod:`batchfit.core.poisson`); the covariance is
+then the inverse Fisher information at the solution (from a central-difference
+Jacobian of the model), never scaled.
+
 A residual that is non-finite at the starting point is an error. If it turns
 non-finite later, at a trial point of the engine, the trial is given a huge
 cost so that the engine rejects it and steps back, as a careful user would.
@@ -30,7 +36,7 @@ import math
 import numpy as np
 from scipy import optimize
 
-from batchfit.core import stats
+from batchfit.core import poisson, stats
 from batchfit.core.bounds import Bounds
 from batchfit.core.expr import CONSTANTS, DEFAULT_FUNCTIONS, TieSet
 from batchfit.core.parameter import Parameters, _number
@@ -100,17 +106,26 @@ class Minimizer:
         Scale the covariance by the reduced chi-square (lmfit's default).
         False takes the residual's weights as absolute (``curve_fit``'s
         ``absolute_sigma=True``).
+    cost : {'chisqr', 'poisson'}, optional
+        ``'poisson'``: ``fcn`` returns the model's expected counts (not a
+        residual) and the fit minimizes the Poisson deviance against
+        ``counts``; ``chisqr`` then holds the deviance and the covariance is
+        the inverse Fisher information (``scale_covar`` is ignored).
+    counts : array_like, optional
+        The observed counts (``>= 0``), required with ``cost='poisson'``.
     **kws
         Default keywords for the engine (e.g. ``xtol``).
     """
 
     def __init__(self, fcn=None, params=None, fcn_args=None, fcn_kws=None,
-                 scale_covar: bool = True, **kws):
+                 scale_covar: bool = True, cost: str = "chisqr", counts=None, **kws):
         self.userfcn = fcn
         self.params = params
         self.userargs = tuple(fcn_args or ())
         self.userkws = dict(fcn_kws or {})
-        self.scale_covar = bool(scale_covar)
+        self.cost = cost
+        self.counts = _checked_counts(cost, counts)
+        self.scale_covar = bool(scale_covar) and cost == "chisqr"
         self.kws = kws
         self.asteval = Interpreter()
         self._reset()
@@ -173,12 +188,21 @@ class Minimizer:
 
     # -- residuals ------------------------------------------------------------
 
-    def _call(self, values):
-        """Residual at external ``values`` of the varied parameters."""
+    def _raw(self, values):
+        """What ``fcn`` returns at external ``values``, as a flat float array."""
         self._set_external(values)
         out = self.userfcn(self.params, *self.userargs, **self.userkws)
         self.nfev += 1
-        r = np.asarray(out, dtype=float).ravel()
+        return np.asarray(out, dtype=float).ravel()
+
+    def _call(self, values):
+        """Residual at external ``values`` of the varied parameters."""
+        r = self._raw(values)
+        if self.counts is not None:
+            if r.size != self.counts.size:
+                raise FitError(f"with cost='poisson' fcn must return the model's "
+                               f"{self.counts.size} expected counts; it returned {r.size} values")
+            r = poisson.deviance_residuals(r, self.counts)
         if self._ndata is None:
             self._ndata = r.size
             if not np.all(np.isfinite(r)):
@@ -274,6 +298,17 @@ class Minimizer:
         return self._finish(res.x, self._jacobian_covar(res.x), bool(res.success),
                             int(getattr(res, "status", 0)), str(res.message))
 
+    def _fisher_covar(self, best):
+        """Inverse Fisher information ``inv(J^T J)``, ``J = (df/dp) / sqrt(f)`` at ``best``."""
+        nfev = self.nfev
+        try:
+            scale = 1.0 / np.sqrt(poisson.clamp(self._raw(best)))
+            jac = stats.numeric_jacobian(lambda v: self._raw(v) * scale, best)
+        finally:
+            self.nfev = nfev
+            self._set_external(best)
+        return stats.covariance_from_jacobian(jac)
+
     def _jacobian_covar(self, x):
         nfev = self.nfev
         try:
@@ -293,11 +328,14 @@ class Minimizer:
         self.nfree = self.ndata - self.nvarys
         self.chisqr = float(r @ r)
         self.redchi = self.chisqr / self.nfree if self.nfree > 0 else math.nan
-        self.aic, self.bic = stats.information_criteria(self.chisqr, self.ndata, self.nvarys)
+        self.aic, self.bic = stats.information_criteria(self.chisqr, self.ndata, self.nvarys,
+                                                        self.cost)
         self.success = bool(success) and bool(np.all(np.isfinite(r)))
         self.ier, self.message = ier, message
         if not np.all(np.isfinite(r)):
             raise FitError(_nonfinite_message(r, self.params, where="at the best-fit point"))
+        if self.counts is not None and self.nvarys:
+            cov = self._fisher_covar(best)
         self._set_uncertainties(cov)
         return self
 
@@ -337,16 +375,19 @@ class Minimizer:
 
 
 def minimize(fcn, params, args=None, kws=None, engine="leastsq", method=None,
-             scale_covar=True, **fit_kws):
+             scale_covar=True, cost="chisqr", counts=None, **fit_kws):
     """Fit ``params`` so that the sum of squares of ``fcn(params, *args, **kws)`` is minimal.
 
-    ``method`` is an alias of ``engine``. ``scale_covar`` as in
-    :class:`Minimizer`. Extra keywords go to the engine. Returns the
-    :class:`Minimizer`, whose attributes hold the statistics; ``params`` are
-    updated in place with best-fit values and uncertainties.
+    ``method`` is an alias of ``engine``. ``scale_covar``, ``cost`` and
+    ``counts`` as in :class:`Minimizer` (``cost='poisson'``: ``fcn`` returns
+    the model, the fit minimizes the Poisson deviance against ``counts``).
+    Extra keywords go to the engine. Returns the :class:`Minimizer`, whose
+    attributes hold the statistics; ``params`` are updated in place with
+    best-fit values and uncertainties.
     """
     name = engine_name(method if method is not None else engine)
-    fitter = Minimizer(fcn, params, fcn_args=args, fcn_kws=kws, scale_covar=scale_covar)
+    fitter = Minimizer(fcn, params, fcn_args=args, fcn_kws=kws, scale_covar=scale_covar,
+                       cost=cost, counts=counts)
     return getattr(fitter, name)(**fit_kws)
 
 
@@ -364,6 +405,20 @@ def _check_parameter(name, par):
     par.max = _number(name, "max", par.max)
     if par.min is not None and par.min == par.max:
         par.value = par.min  # pinned by its bounds: held fixed there
+
+
+def _checked_counts(cost, counts):
+    """The counts as a flat float array for ``cost='poisson'``, None for chisqr."""
+    if cost not in ("chisqr", "poisson"):
+        raise FitError(f"cost={cost!r} is not one of 'chisqr', 'poisson'")
+    if cost == "chisqr":
+        if counts is not None:
+            raise FitError("counts= is only used with cost='poisson'")
+        return None
+    y = None if counts is None else np.asarray(counts, dtype=float).ravel()
+    if y is None or not np.all(np.isfinite(y)) or np.any(y < 0):
+        raise FitError("cost='poisson' needs counts=: the observed counts, finite and >= 0")
+    return y
 
 
 def _none_if_inf(v):

@@ -1,0 +1,102 @@
+"""The Poisson cost of photon and event counts: deviance, weights, residuals.
+
+For counts ``y`` and model values ``f`` the negative log-likelihood is, up to
+a term that depends on the data only, half the Poisson deviance
+
+    D = 2 * sum(f - y - y * log(f / y)),     y * log(f / y) := 0 where y = 0,
+
+which is zero for a perfect fit and is the statistic that ``cost='poisson'``
+minimizes (Baker and Cousins 1984; the Cash statistic of X-ray astronomy
+differs from it by a constant). Zero-count points are kept: they contribute
+``2 f``. With the Pearson residuals and scaled partials
+
+    r = (f - y) / sqrt(f),     J = (df/dtheta) / sqrt(f),
+
+``2 J^T r`` is the gradient of D and ``2 J^T J`` its expected Hessian (twice
+the Fisher information), so a Levenberg-Marquardt step on ``(r, J)`` with D as
+the cost that accepts steps is Fisher scoring with damping (the MLE estimator
+of Gpufit, Przybylski et al. 2017). At the optimum ``inv(J^T J)`` is the
+inverse Fisher information: the covariance, never scaled by ``D / nfree``.
+
+A model value at or below zero has no Poisson meaning; it is raised to
+:data:`FLOOR` in the deviance and the weights, so that such a trial point
+gets a large finite cost (and is rejected) instead of a NaN.
+
+The core's engines minimize a sum of squares; for them
+:func:`deviance_residuals` are residuals whose squares sum to D exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import xlogy
+
+FLOOR = 1e-12
+"""Smallest model value used in the deviance and the weights (counts per point)."""
+
+
+def clamp(f: np.ndarray) -> np.ndarray:
+    """Model values raised to :data:`FLOOR` (NaN stays NaN)."""
+    return np.maximum(f, FLOOR)
+
+
+def point_terms(f: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Deviance terms ``2*(f - y - y*log(f/y))`` of each point (``f`` clamped).
+
+    Parameters
+    ----------
+    f, y : ndarray
+        Model values and counts (``y >= 0``), broadcastable.
+    """
+    fc = clamp(f)
+    with np.errstate(all="ignore"):
+        return 2.0 * (fc - y - (xlogy(y, fc) - xlogy(y, y)))
+
+
+def data_term(y: np.ndarray, used: np.ndarray | None = None) -> np.ndarray:
+    """The model-free part ``2*sum(y*log(y) - y)`` of each row's deviance, shape (m,)."""
+    t = xlogy(y, y) - y
+    if used is not None:
+        t = t * used
+    return 2.0 * t.sum(axis=-1)
+
+
+def deviance(f: np.ndarray, y: np.ndarray, used: np.ndarray | None = None,
+             data: np.ndarray | None = None) -> np.ndarray:
+    """Poisson deviance of each row of ``f`` against the counts ``y``, shape (m,).
+
+    Parameters
+    ----------
+    f, y : ndarray, shape (m, npts)
+        Model values and counts (``y >= 0``).
+    used : ndarray, shape (m, npts), optional
+        0/1 per point: 0 drops the point. A NaN model value gives a NaN row
+        even where unused, so a failing model is never hidden.
+    data : ndarray, shape (m,), optional
+        :func:`data_term` of the rows, when already known.
+    """
+    fc = clamp(f)
+    with np.errstate(all="ignore"):
+        t = fc - y * np.log(fc)  # y*log(fc) is 0 at y=0: fc >= FLOOR is finite
+        if used is not None:
+            t *= used
+        return 2.0 * t.sum(axis=-1) + (data_term(y, used) if data is None else data)
+
+
+def weights(f: np.ndarray, used: np.ndarray) -> np.ndarray:
+    """Per-point weights ``used / sqrt(f)`` of the Fisher-scoring residuals."""
+    with np.errstate(all="ignore"):
+        return used / np.sqrt(clamp(f))
+
+
+def residuals(f: np.ndarray, y: np.ndarray, wt: np.ndarray) -> np.ndarray:
+    """Pearson residuals ``(f - y) * wt`` with ``f`` clamped; NaN where ``f`` is NaN."""
+    with np.errstate(all="ignore"):
+        return (clamp(f) - y) * wt
+
+
+def deviance_residuals(f: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``sign(f - y) * sqrt(point_terms(f, y))``: their sum of squares is the deviance."""
+    terms = np.maximum(point_terms(f, y), 0.0)  # rounding can give -1e-17 where f == y
+    with np.errstate(all="ignore"):
+        return np.sign(clamp(f) - y) * np.sqrt(terms)  # NaN where f is NaN
