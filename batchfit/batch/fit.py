@@ -260,8 +260,7 @@ class _Problem:
         with np.errstate(all="ignore"):
             if not self.poisson:
                 return self._weigh(np.subtract(f, y), rows), None
-            wt = poisson.weights(f, self.w[rows])
-            return poisson.residuals(f, y, wt), wt
+            return poisson.linearize(f, y, self.w[rows])
 
     def cost(self, f, rows):
         """Per-curve cost of model values ``f``: deviance, or sum of squares."""

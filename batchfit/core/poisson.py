@@ -18,9 +18,21 @@ the cost that accepts steps is Fisher scoring with damping (the MLE estimator
 of Gpufit, Przybylski et al. 2017). At the optimum ``inv(J^T J)`` is the
 inverse Fisher information: the covariance, never scaled by ``D / nfree``.
 
-A model value at or below zero has no Poisson meaning; it is raised to
-:data:`FLOOR` in the deviance and the weights, so that such a trial point
-gets a large finite cost (and is rejected) instead of a NaN.
+A model value at or below zero has no Poisson meaning. The weights use the
+model raised to a tiny floor, ``wt = 1/sqrt(max(f, FLOOR))``, and below the
+floor each point's deviance term is continued by the quadratic that matches
+its value and slope at the floor and has the curvature of those weights,
+
+    t(f) = t(FLOOR) + 2 (1 - y / FLOOR) (f - FLOOR) + (f - FLOOR)^2 / FLOOR,
+
+so the residual stays ``r = (f - y) * wt`` with the unclamped ``f`` and
+``2 J^T r`` and ``2 J^T J`` are that quadratic's exact gradient and
+curvature. Everything stays finite (no NaN), the continuation is convex for
+every ``y`` (``y = 0`` included), and a step from a start where the model is
+negative is predicted as well as it is taken, so the fit moves back to
+positive values. (A plain clamp of ``f`` in the cost makes it flat below the
+floor while the weights predict huge reductions: every step is rejected and
+the fit stops, falsely converged, at its start.)
 
 The core's engines minimize a sum of squares; for them
 :func:`deviance_residuals` are residuals whose squares sum to D exactly.
@@ -32,7 +44,7 @@ import numpy as np
 from scipy.special import xlogy
 
 FLOOR = 1e-12
-"""Smallest model value used in the deviance and the weights (counts per point)."""
+"""Model value (counts per point) below which the deviance is continued quadratically."""
 
 
 def clamp(f: np.ndarray) -> np.ndarray:
@@ -40,8 +52,14 @@ def clamp(f: np.ndarray) -> np.ndarray:
     return np.maximum(f, FLOOR)
 
 
+def _continuation(f: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Half the continuation's extra term below the floor (0 above it)."""
+    d = np.minimum(f - FLOOR, 0.0)
+    return (1.0 - y / FLOOR) * d + 0.5 * d * d / FLOOR
+
+
 def point_terms(f: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Deviance terms ``2*(f - y - y*log(f/y))`` of each point (``f`` clamped).
+    """Deviance terms ``2*(f - y - y*log(f/y))`` of each point, continued below the floor.
 
     Parameters
     ----------
@@ -50,7 +68,7 @@ def point_terms(f: np.ndarray, y: np.ndarray) -> np.ndarray:
     """
     fc = clamp(f)
     with np.errstate(all="ignore"):
-        return 2.0 * (fc - y - (xlogy(y, fc) - xlogy(y, y)))
+        return 2.0 * (fc - y - (xlogy(y, fc) - xlogy(y, y)) + _continuation(f, y))
 
 
 def data_term(y: np.ndarray, used: np.ndarray | None = None) -> np.ndarray:
@@ -78,25 +96,30 @@ def deviance(f: np.ndarray, y: np.ndarray, used: np.ndarray | None = None,
     fc = clamp(f)
     with np.errstate(all="ignore"):
         t = fc - y * np.log(fc)  # y*log(fc) is 0 at y=0: fc >= FLOOR is finite
+        if np.any(f < FLOOR):
+            t += _continuation(f, y)
         if used is not None:
             t *= used
         return 2.0 * t.sum(axis=-1) + (data_term(y, used) if data is None else data)
 
 
-def weights(f: np.ndarray, used: np.ndarray) -> np.ndarray:
-    """Per-point weights ``used / sqrt(f)`` of the Fisher-scoring residuals."""
-    with np.errstate(all="ignore"):
-        return used / np.sqrt(clamp(f))
+def linearize(f: np.ndarray, y: np.ndarray, used) -> tuple[np.ndarray, np.ndarray]:
+    """Fisher-scoring residuals ``r = (f - y) * wt`` and weights ``wt = used/sqrt(max(f, FLOOR))``.
 
+    The Jacobian is ``wt * df/dtheta``. Points with ``used == 0`` get
+    ``r = wt = 0``; NaN model values give NaN residuals.
 
-def residuals(f: np.ndarray, y: np.ndarray, wt: np.ndarray) -> np.ndarray:
-    """Pearson residuals ``(f - y) * wt`` with ``f`` clamped; NaN where ``f`` is NaN."""
+    Returns
+    -------
+    r, wt : ndarray, shape of ``f``
+    """
     with np.errstate(all="ignore"):
-        return (clamp(f) - y) * wt
+        wt = used / np.sqrt(clamp(f))
+        return (f - y) * wt, wt
 
 
 def deviance_residuals(f: np.ndarray, y: np.ndarray) -> np.ndarray:
     """``sign(f - y) * sqrt(point_terms(f, y))``: their sum of squares is the deviance."""
     terms = np.maximum(point_terms(f, y), 0.0)  # rounding can give -1e-17 where f == y
     with np.errstate(all="ignore"):
-        return np.sign(clamp(f) - y) * np.sqrt(terms)  # NaN where f is NaN
+        return np.sign(f - y) * np.sqrt(terms)  # NaN where f is NaN
