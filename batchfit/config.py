@@ -652,6 +652,9 @@ def _check_job(config: JobConfig, *, check_paths: bool) -> None:
         _fail(("parameters",), str(exc))
     if config.fit.engine == "anneal":
         _check_anneal_bounds(params)
+    if config.fit.cost == "poisson" and config.input.sigma:
+        _fail(("fit", "cost"), "'poisson' fits counts without sigma (the Poisson variance is "
+                               "the model itself); remove input.sigma, or use cost: chisqr")
 
 
 def _check_paths(config: JobConfig) -> None:
