@@ -53,7 +53,7 @@ def submit(config: str, overwrite: bool, workers: int | None, scheduler: str | N
 def validate(config: str) -> None:
     """Check CONFIG, its input, expressions and a few sample fits; write nothing."""
     job = _load(config)
-    check = _lookup("batchfit.pipeline", "validate", "validate")
+    check = _lookup("batchfit.describe", "validate", "validate")
     click.echo(check(job))
 
 
@@ -61,7 +61,7 @@ def validate(config: str) -> None:
 @click.argument("store", type=click.Path())
 def status(store: str) -> None:
     """Show chunks done, success rate and status counts of a result STORE."""
-    show = _lookup("batchfit.pipeline", "status", "status")
+    show = _lookup("batchfit.describe", "status", "status")
     click.echo(show(store))
 
 
@@ -81,7 +81,7 @@ def report(store: str, out_dir: str | None) -> None:
 @click.argument("folder", required=False, default="batchfit-demo", type=click.Path())
 def demo(folder: str) -> None:
     """Make a small synthetic cube and config in FOLDER, and run it."""
-    run_demo = _lookup("batchfit.pipeline", "demo", "demo")
+    run_demo = _lookup("batchfit.demo", "demo", "demo")
     result = run_demo(folder)
     if result is not None:
         click.echo(result)

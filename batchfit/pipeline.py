@@ -1,74 +1,38 @@
-"""Run a fit job: open -> plan -> fit chunks on Dask workers -> region writes -> summary.
+"""Run a fit job: plan -> prepare the store -> fit chunks on Dask workers -> summary.
 
-The client only plans and schedules. Each task gets a small JSON-able spec
-(template JSON, model reference, input path and variable names, its region,
-output path); the worker opens the input lazily, reads only its region, fits
-it with :func:`batchfit.stack.fit`, writes the region into the store and
-marks the chunk done. Only a small count dict comes back, so inputs larger
-than the client's or any worker's memory stream through.
-
-Chunking rule (when ``input.chunks`` is not given)
---------------------------------------------------
-1. Budget per task: ``min(64 MiB, worker memory limit / (8 * threads per
-   worker))`` (:data:`TARGET_CHUNK_BYTES`, :data:`WORKER_FRACTION`). The limit
-   comes from the cluster config (local ``memory_limit`` or dask's ``'auto'``
-   share, job-queue ``memory`` per worker process) or, for a running
-   scheduler, from its workers (:func:`batchfit.stack.cluster.worker_memory`);
-   64 MiB when unknown. Tasks of one worker run ``threads`` at a time, so
-   together they use at most 1/8 of its limit; the rest is the worker
-   process itself (~150-200 MiB of imported libraries), allocator slack and
-   dask's own buffers.
-2. A task of ``p`` pixels needs ``p * bytes_per_pixel + min(p, 512) *
-   block_bytes + decode`` bytes (:func:`task_bytes`), measured with
-   tracemalloc and RSS around :func:`fit_chunk` (scripts/bench_submit.py
-   ``--measure``): ``bytes_per_pixel = 8 * (7 * npts + nvar * (nvar + 56))``
-   (the float32 read and its float64 copy, weights, the engine's prepared
-   data, residuals, result and packed arrays, the written Dataset); the
-   engine's blocks of 512 curves add ``block_bytes = 24 * npts * (nvar + 1)``
-   per curve (Jacobian, model partials, trial residuals); ``decode`` is one
-   native input chunk of the data (and sigma) that zarr decodes whole when the
-   tile is smaller than it (counted up to half the budget: a bigger native
-   chunk must be decoded anyway). The estimate is 0-35% above the measured
-   peaks.
-3. The largest pixel count within budget becomes a square-ish tile over the
-   pixel dims, aligned to the input's native chunks: a tile at least as big
-   as a native chunk is rounded down to a multiple of it; a smaller one to
-   the largest divisor of it (77 -> 50 for 100-pixel chunks), unless that
-   divisor is under half the size wanted (a prime-sized chunk), where the
-   unaligned size is kept. Each input chunk is then read by one task, or
-   split exactly between a few.
-A task never reads more than its region: :func:`fit_chunk` opens the input
-lazily and loads ``isel(region)`` only, i.e. the native chunks it overlaps.
+The client only plans and schedules: :func:`plan` opens and checks the input,
+builds the model and template and chooses the chunks
+(:mod:`batchfit.stack.chunking`); :func:`prepare_store` creates or reuses the
+result store; :func:`run` sends one :class:`~batchfit.stack.task.TaskSpec` per
+chunk not yet done to the workers (:func:`batchfit.stack.task.fit_chunk`), then
+the neighbour refit pass (:mod:`batchfit.stack.refit`) when the config asks
+for it, and sums up the store.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 import xarray as xr
-import yaml
 
+from batchfit.config import JobConfig
+from batchfit.core import Parameters
 from batchfit.errors import InputError, StoreError
+from batchfit.models import Model
 from batchfit.stack import refit, store
-from batchfit.stack.apply import fit
-from batchfit.stack.cluster import release_memory, worker_memory
+from batchfit.stack.chunking import choose_chunks, task_budget
+from batchfit.stack.cluster import worker_memory
+from batchfit.stack.inputs import open_input, variable
 from batchfit.stack.layout import ResultLayout
 from batchfit.stack.store import ChunkGrid
+from batchfit.stack.task import FitOptions, InputRef, TaskSpec, fit_chunk
 from batchfit.status import Status
-
-TARGET_CHUNK_BYTES = 64 * 2**20
-"""Cap on a task's estimated working set (bytes)."""
-WORKER_FRACTION = 8
-"""A worker's concurrent tasks use at most 1 / WORKER_FRACTION of its memory limit."""
-ENGINE_BLOCK = 512
-"""Curves per block of the LM engine (``batchfit.batch.lm.BLOCK_SIZE``)."""
 
 
 @dataclass(frozen=True)
@@ -101,10 +65,10 @@ class JobSummary:
 class Plan:
     """Everything the client decides before any fit runs."""
 
-    config: object
+    config: JobConfig
     data: xr.DataArray
-    model: object
-    params: object
+    model: Model
+    params: Parameters
     layout: ResultLayout
     grid: ChunkGrid
 
@@ -112,30 +76,7 @@ class Plan:
 # ------------------------------------------------------------------ input
 
 
-def open_input(path) -> xr.Dataset:
-    """Open a zarr store or netCDF file lazily (dask-backed)."""
-    path = Path(path)
-    try:
-        if not path.is_dir():
-            return xr.open_dataset(str(path), chunks={})
-        try:  # consolidated metadata is one read; fall back quietly when absent
-            return xr.open_zarr(str(path), consolidated=True)
-        except (KeyError, ValueError, FileNotFoundError):
-            return xr.open_zarr(str(path), consolidated=False)
-    except Exception as exc:
-        raise InputError(f"cannot open input {str(path)!r}: {type(exc).__name__}: {exc}") from exc
-
-
-def _variable(ds: xr.Dataset, name: str | None, key: str) -> xr.DataArray | None:
-    if name is None:
-        return None
-    if name not in ds.variables:
-        raise InputError(f"{key}: variable {name!r} is not in the input; available: "
-                         f"{', '.join(sorted(map(str, ds.data_vars))) or 'none'}")
-    return ds[name]
-
-
-def plan(config, workers: int | None = None, scheduler: str | None = None) -> Plan:
+def plan(config: JobConfig, workers: int | None = None, scheduler: str | None = None) -> Plan:
     """Open and check the input, build model and template, choose the chunks.
 
     ``workers`` and ``scheduler`` are :func:`run`'s overrides: they decide the
@@ -149,12 +90,13 @@ def plan(config, workers: int | None = None, scheduler: str | None = None) -> Pl
     """
     inp = config.input
     ds = open_input(inp.path)
-    data = _variable(ds, inp.variable, "input.variable")
+    data = variable(ds, inp.variable, "input.variable")
     if inp.fit_dim not in data.dims:
         raise InputError(f"input.fit_dim: {inp.fit_dim!r} is not a dim of {inp.variable!r}; "
                          f"its dims are {list(data.dims)}")
     _check_aux(ds, data, inp)
-    model, params = config.build_model(), config.build_params()
+    model = config.build_model()
+    params = config.build_params(model)
     layout = ResultLayout.from_params(params, config.output.covariance)
     dims = tuple(d for d in data.dims if d != inp.fit_dim)
     budget = task_budget(*worker_memory(config.cluster, workers, scheduler))
@@ -165,126 +107,14 @@ def plan(config, workers: int | None = None, scheduler: str | None = None) -> Pl
 
 
 def _check_aux(ds, data, inp) -> None:
-    sigma = _variable(ds, inp.sigma, "input.sigma")
+    sigma = variable(ds, inp.sigma, "input.sigma")
     if sigma is not None and not set(sigma.dims) <= set(data.dims):
         raise InputError(f"input.sigma: dims {list(sigma.dims)} of {inp.sigma!r} are not "
                          f"among the data's dims {list(data.dims)}")
-    mask = _variable(ds, inp.mask, "input.mask")
+    mask = variable(ds, inp.mask, "input.mask")
     if mask is not None and (inp.fit_dim in mask.dims or not set(mask.dims) <= set(data.dims)):
         raise InputError(f"input.mask: {inp.mask!r} must be over pixel dims of the data "
                          f"(not {inp.fit_dim!r}); its dims are {list(mask.dims)}")
-
-
-def task_budget(memory_limit: int | None, threads: int = 1) -> int:
-    """Bytes one task may use: ``min(TARGET_CHUNK_BYTES, limit / (WORKER_FRACTION * threads))``."""
-    if not memory_limit:
-        return TARGET_CHUNK_BYTES
-    return max(1, min(TARGET_CHUNK_BYTES, int(memory_limit) // (WORKER_FRACTION * max(threads, 1))))
-
-
-def bytes_per_pixel(npts: int, nvar: int) -> int:
-    """Measured working set of :func:`fit_chunk` per pixel, beyond the engine's blocks."""
-    return 8 * (7 * npts + nvar * (nvar + 56))
-
-
-def block_bytes(npts: int, nvar: int) -> int:
-    """Working set per curve of one engine block (Jacobian, partials, trial residuals)."""
-    return 24 * npts * (nvar + 1)
-
-
-def task_bytes(pixels: int, npts: int, nvar: int, decode: int = 0) -> int:
-    """Estimated peak bytes of a task of ``pixels`` pixels (``decode``: native chunk bytes)."""
-    return (pixels * bytes_per_pixel(npts, nvar)
-            + min(pixels, ENGINE_BLOCK) * block_bytes(npts, nvar) + decode)
-
-
-def pixel_budget(budget: int, npts: int, nvar: int, decode: int = 0) -> int:
-    """The most pixels whose :func:`task_bytes` stay within ``budget`` (at least 1)."""
-    per, blk = bytes_per_pixel(npts, nvar), block_bytes(npts, nvar)
-    room = budget - decode
-    if room >= ENGINE_BLOCK * (per + blk):
-        return (room - ENGINE_BLOCK * blk) // per
-    return max(1, room // (per + blk))
-
-
-def choose_chunks(data: xr.DataArray, fit_dim: str, nvar: int, given: dict | None = None,
-                  *, budget: int = TARGET_CHUNK_BYTES, n_inputs: int = 1) -> tuple[int, ...]:
-    """Pixel chunk sizes: ``given`` (``-1`` = whole dim) or the module's default rule.
-
-    Parameters
-    ----------
-    data : xr.DataArray
-        The input variable (its native chunks come from dask or the encoding).
-    fit_dim : str
-        The dim each curve runs along.
-    nvar : int
-        Number of varied parameters.
-    given : dict, optional
-        ``input.chunks``; dims it names are taken as given.
-    budget : int
-        Bytes one task may use (:func:`task_budget`).
-    n_inputs : int
-        Variables read per pixel with the data's chunking (2 with sigma).
-    """
-    dims = [d for d in data.dims if d != fit_dim]
-    sizes = [data.sizes[d] for d in dims]
-    given = dict(given or {})
-    given.pop(fit_dim, None)
-    unknown = set(given) - set(dims)
-    if unknown:
-        raise InputError(f"input.chunks: {sorted(unknown)} are not pixel dims of the data; "
-                         f"they are {dims}")
-    native = _native_chunks(data, dims)
-    fixed = {i: (s if given[d] == -1 else min(given[d], s))
-             for i, (d, s) in enumerate(zip(dims, sizes, strict=True)) if d in given}
-    npts = data.sizes[fit_dim]
-    pixels = pixel_budget(budget, npts, nvar)
-    if any(n is not None for n in native):  # room for zarr's decoded native chunks
-        decode = n_inputs * data.dtype.itemsize * npts * math.prod(
-            n or s for n, s in zip(native, sizes, strict=True))
-        decode = min(decode, budget // 2)  # a bigger native chunk is unavoidable anyway
-        small = math.prod(fixed.get(i, s) for i, s in enumerate(sizes)) > pixels
-        pixels = pixel_budget(budget, npts, nvar, decode) if small else pixels
-    for c in fixed.values():
-        pixels = max(1, pixels // c)
-    free = [i for i in range(len(dims)) if i not in fixed]
-    tile = _square_tile([sizes[i] for i in free], pixels, [native[i] for i in free])
-    fixed.update(zip(free, tile, strict=True))
-    return tuple(max(1, fixed[i]) for i in range(len(dims)))
-
-
-def _square_tile(sizes: list[int], budget: int,
-                 native: list[int | None] | None = None) -> list[int]:
-    """Chunk sizes with product <= budget, as equal as the dim sizes allow.
-
-    With ``native`` chunk sizes, each is aligned by :func:`_align`; the budget
-    a dim leaves unused goes to the dims after it.
-    """
-    native = native or [None] * len(sizes)
-    chunks = [1] * len(sizes)
-    order = sorted(range(len(sizes)), key=lambda i: sizes[i])  # small dims take all first
-    for k, i in enumerate(order):
-        share = int(budget ** (1.0 / (len(sizes) - k)) + 1e-9)
-        chunks[i] = _align(max(1, min(sizes[i], share)), native[i], sizes[i])
-        budget = max(1, budget // chunks[i])
-    return chunks
-
-
-def _align(c: int, native: int | None, size: int) -> int:
-    """``c`` made a multiple (``c >= native``) or a divisor (``c < native``) of ``native``."""
-    if native is None or native <= 0 or c >= size:
-        return c
-    if c >= native:
-        return c - c % native
-    divisor = max(d for d in range(1, c + 1) if native % d == 0)
-    return divisor if 2 * divisor >= c else c
-
-
-def _native_chunks(data: xr.DataArray, dims: list[str]) -> list[int | None]:
-    enc = data.encoding.get("preferred_chunks") or {}
-    if data.chunks is not None:
-        return [enc.get(d, data.chunksizes[d][0]) for d in dims]
-    return [enc.get(d) for d in dims]
 
 
 # ------------------------------------------------------------------ the store
@@ -332,80 +162,31 @@ def prepare_store(config, p: Plan, overwrite: bool) -> tuple[str, ChunkGrid]:
     return state, grid
 
 
-# ------------------------------------------------------------------ the task
+# ------------------------------------------------------------------ the tasks
 
 
-def task_spec(config, p: Plan, grid: ChunkGrid, index: tuple[int, ...]) -> dict:
-    """The JSON-able description of one chunk's work (all a worker needs)."""
+def task_spec(config: JobConfig, p: Plan, grid: ChunkGrid, index: tuple[int, ...]) -> TaskSpec:
+    """The description of one chunk's work (all a worker needs)."""
     inp = config.input
-    region = grid.region(index)
-    return {
-        "index": list(index),
-        "region": {d: [s.start, s.stop] for d, s in region.items()},
-        "input": {"path": str(inp.path), "variable": inp.variable, "fit_dim": inp.fit_dim,
-                  "sigma": inp.sigma, "mask": inp.mask},
-        "init": str(config.init) if config.init else None,
-        "model": p.model.reference,
-        "template": p.params.dumps(),
-        "python_path": [str(d) for d in config.model.python_path],
-        "fit": {"engine": config.fit.engine, "max_nfev": config.fit.max_nfev,
-                "guess": bool(config.guess), "covar": bool(config.output.covariance),
-                "cost": config.fit.cost, "scale_covar": bool(config.fit.scale_covar)},
-        "output": str(config.output.path),
-    }
-
-
-def fit_chunk(task: dict) -> dict:
-    """Run one chunk on a worker: read its region, fit, write, mark done.
-
-    Returns ``{"index", "pixels", "fitted", "counts": {status code: n}}``.
-    """
-    from batchfit.config import extend_sys_path
-    from batchfit.core import Parameters
-    from batchfit.models import from_reference
-
-    extend_sys_path(task["python_path"])
-    region = {d: slice(a, b) for d, (a, b) in task["region"].items()}
-    inp = task["input"]
-    ds = open_input(inp["path"])
-    data = _region(ds[inp["variable"]], region)
-    sigma = _region(ds[inp["sigma"]], region) if inp["sigma"] else None
-    mask = _region(ds[inp["mask"]], region) if inp["mask"] else None
-    params = Parameters().loads(task["template"])
-    init = _init_region(task["init"], params, region)
-    opts = task["fit"]
-    res = fit(data, from_reference(task["model"]), params, inp["fit_dim"], sigma=sigma,
-              mask=mask, engine=opts["engine"], guess=opts["guess"], init=init,
-              max_nfev=opts["max_nfev"], covar=opts["covar"], cost=opts["cost"],
-              scale_covar=opts["scale_covar"])
-    store.write_region(task["output"], res, region)
-    codes = np.bincount(res["status"].values.ravel().astype(np.int64), minlength=len(Status))
-    summary = {"index": task["index"], "pixels": int(res["status"].size),
-               "fitted": int(res["status"].size - codes[Status.MASKED]),
-               "counts": {str(int(c)): int(n) for c, n in enumerate(codes) if n}}
-    store.mark_done(task["output"], tuple(task["index"]), summary)
-    del res, data, sigma, mask
-    release_memory()
-    return summary
-
-
-def _region(da: xr.DataArray, region: dict) -> xr.DataArray:
-    """Load only ``region`` of a lazy variable into memory."""
-    return da.isel({d: s for d, s in region.items() if d in da.dims}).load()
-
-
-def _init_region(path, params, region) -> dict | None:
-    if not path:
-        return None
-    earlier = store.open_results(path)
-    names = [n for n in params if n in earlier.data_vars]
-    return {n: _region(earlier[n], region) for n in names}
+    return TaskSpec(
+        index=tuple(index),
+        region=tuple((d, s.start, s.stop) for d, s in grid.region(index).items()),
+        input=InputRef(str(inp.path), inp.variable, inp.fit_dim, inp.sigma, inp.mask),
+        model=p.model.reference,
+        template=p.params.dumps(),
+        fit=FitOptions(config.fit.engine, config.fit.max_nfev, bool(config.guess),
+                       bool(config.output.covariance), config.fit.cost,
+                       bool(config.fit.scale_covar)),
+        output=str(config.output.path),
+        init=str(config.init) if config.init else None,
+        python_path=tuple(str(d) for d in config.model.python_path),
+    )
 
 
 # ------------------------------------------------------------------ run
 
 
-def run(config, *, overwrite: bool = False, workers: int | None = None,
+def run(config: JobConfig, *, overwrite: bool = False, workers: int | None = None,
         scheduler: str | None = None, quiet: bool = False) -> JobSummary:
     """Run a job to completion; a rerun computes only the chunks not yet done.
 
@@ -437,7 +218,7 @@ def run(config, *, overwrite: bool = False, workers: int | None = None,
     results, dashboard, again = _execute(config, tasks, workers, scheduler, quiet, after)
     elapsed = time.perf_counter() - t0
     fitted = sum(r["pixels"] for r in results)
-    return JobSummary(**_store_counts(config.output.path), fits_per_s=fitted / elapsed,
+    return JobSummary(**store_counts(config.output.path), fits_per_s=fitted / elapsed,
                       elapsed=elapsed, output=str(config.output.path),
                       chunks_computed=len(tasks), chunks_skipped=len(grid) - len(tasks),
                       fitted=fitted, dashboard=dashboard,
@@ -445,7 +226,7 @@ def run(config, *, overwrite: bool = False, workers: int | None = None,
                       refit_chunks_computed=(again or {}).get("chunks_computed", 0))
 
 
-def _execute(config, tasks: list[dict], workers, scheduler, quiet,
+def _execute(config: JobConfig, tasks: list[TaskSpec], workers, scheduler, quiet,
              after=None) -> tuple[list, str | None, object]:
     """Run the tasks on a cluster, then ``after(client)`` if given.
 
@@ -462,7 +243,7 @@ def _execute(config, tasks: list[dict], workers, scheduler, quiet,
         link = client.dashboard_link
         if not quiet:
             print(f"batchfit: dashboard {link}", file=sys.stderr)
-        keys = [f"batchfit-chunk-{ChunkGrid.key(tuple(t['index']))}" for t in tasks]
+        keys = [f"batchfit-chunk-{t.key}" for t in tasks]
         futures = client.map(fit_chunk, tasks, key=keys, retries=1)
         bar = _Progress(len(tasks), enabled=not quiet and sys.stderr.isatty())
         results = []
@@ -495,7 +276,7 @@ class _Progress:
             sys.stderr.write("\n")
 
 
-def _store_counts(path) -> dict:
+def store_counts(path) -> dict[str, Any]:
     """pixels, n_success and status counts (name -> n) over a whole store."""
     import zarr
 
@@ -507,106 +288,6 @@ def _store_counts(path) -> dict:
     return {"pixels": int(status.size), "n_success": n_success, "status_counts": counts}
 
 
-# ------------------------------------------------------------------ validate / status
-
-
-def validate(config, n_samples: int = 4) -> str:
-    """Check everything :func:`run` would and fit a few sample pixels; writes nothing.
-
-    Returns
-    -------
-    str
-        A short report: input, model, chunks, output state and the sample fits.
-
-    Raises
-    ------
-    InputError, StoreError, ConfigError
-        As :func:`run` would.
-    """
-    p = plan(config)
-    out = config.output.path
-    store.check_reusable(out, config.fingerprint(), overwrite=False)
-    state = "resume (same config)" if store.is_complete(out) else "create"
-    lines = [
-        f"input: {config.input.path} variable {config.input.variable!r} "
-        f"{dict(p.data.sizes)} {p.data.dtype}, fit dim {config.input.fit_dim!r}",
-        f"model: {json.dumps(p.model.reference)}; varied: {', '.join(p.layout.var_names)}",
-        f"chunks: {dict(zip(p.grid.dims, p.grid.chunks, strict=True))} -> {len(p.grid)} tasks",
-        f"output: {out} ({state})",
-    ]
-    resolved = yaml.safe_dump(_without_unset(config.to_dict()), sort_keys=False,
-                              default_flow_style=None)
-    lines += ["resolved config:", *("  " + line for line in resolved.splitlines())]
-    return "\n".join(lines + _sample_fits(config, p, n_samples))
-
-
-def _sample_fits(config, p: Plan, n_samples: int) -> list[str]:
-    """Fit ``n_samples`` pixels spread over the map, in this process."""
-    ds = open_input(config.input.path)
-    candidates = np.arange(math.prod(p.grid.sizes))
-    if config.input.mask:  # sample pixels the job will fit, not masked ones
-        keep = ds[config.input.mask].transpose(*p.grid.dims).values.astype(bool).ravel()
-        candidates = candidates[keep] if keep.any() else candidates
-    pick = np.linspace(0, candidates.size - 1, max(1, min(n_samples, candidates.size)))
-    flat = np.unique(candidates[pick.astype(int)])
-    idx = np.unravel_index(flat, p.grid.sizes)
-    points = {d: xr.DataArray(i, dims="sample") for d, i in zip(p.grid.dims, idx, strict=True)}
-    data = ds[config.input.variable].isel(points).load()
-    sigma = ds[config.input.sigma].isel(
-        {d: v for d, v in points.items() if d in ds[config.input.sigma].dims}
-    ).load() if config.input.sigma else None
-    res = fit(data, p.model, p.params, config.input.fit_dim, sigma=sigma,
-              engine=config.fit.engine, guess=config.guess, max_nfev=config.fit.max_nfev,
-              cost=config.fit.cost, scale_covar=config.fit.scale_covar)
-    lines = [f"sample fits ({len(flat)} pixels):"]
-    for k in range(len(flat)):
-        where = ", ".join(f"{d}={int(i[k])}" for d, i in zip(p.grid.dims, idx, strict=True))
-        vals = ", ".join(f"{n}={res[n].values[k]:.4g}" for n in p.layout.names)
-        code = Status(int(res["status"].values[k])).name.lower()
-        lines.append(f"  [{where}] {code}, redchi={res['redchi'].values[k]:.3g}: {vals}")
-    return lines
-
-
-def status(store_path) -> str:
-    """Chunks done, success rate and status counts of a result store."""
-    path = Path(store_path)
-    if store.read_fingerprint(path) is None:
-        raise StoreError(f"{str(path)!r} is not a batchfit result store")
-    grid = store.read_grid(path)
-    done = len(store.done_keys(path))
-    c = _store_counts(path)
-    rate = 100.0 * c["n_success"] / c["pixels"] if c["pixels"] else 0.0
-    counts = ", ".join(f"{k} {n}" for k, n in c["status_counts"].items() if n)
-    lines = [
-        f"store: {path}",
-        f"chunks: {done}/{len(grid)} done" + ("" if done < len(grid) else " (complete)"),
-        f"pixels: {c['pixels']}, succeeded {c['n_success']} ({rate:.1f}%)",
-        f"status: {counts}",
-    ]
-    from batchfit.stack import refit
-
-    rc = refit.counts(path)
-    if rc["chunks"]:
-        lines.append(f"neighbour refit: {rc['improved']} of {rc['candidates']} failed pixels "
-                     f"recovered ({'complete' if refit.is_done(path) else 'in progress'})")
-    made_with = xr.open_zarr(path).attrs.get("batchfit_config")
-    if made_with:
-        resolved = yaml.safe_dump(_without_unset(json.loads(made_with)), sort_keys=False,
-                                  default_flow_style=None)
-        lines += ["made with config:", *("  " + line for line in resolved.splitlines())]
-    return "\n".join(lines)
-
-
-# ------------------------------------------------------------------ demo
-
-
-def _without_unset(tree):
-    """``tree`` without None values and empty containers (what a user did not set)."""
-    if isinstance(tree, dict):
-        kept = {k: _without_unset(v) for k, v in tree.items()}
-        return {k: v for k, v in kept.items() if v not in (None, [], {})}
-    return tree
-
 
 def submit(config_path, *, overwrite: bool = False, workers: int | None = None,
            scheduler: str | None = None, quiet: bool = True) -> JobSummary:
@@ -616,54 +297,3 @@ def submit(config_path, *, overwrite: bool = False, workers: int | None = None,
     return run(load_config(config_path), overwrite=overwrite, workers=workers,
                scheduler=scheduler, quiet=quiet)
 
-
-def demo(folder, ny: int = 48, nx: int = 48, npts: int = 64) -> str:
-    """Make a synthetic cube and a config in ``folder``, run it and its report.
-
-    Returns the summary text; the report (PNG maps) is skipped with a note
-    when matplotlib is not installed.
-    """
-    from batchfit.config import load_config
-    from batchfit.stack.synthetic import make_cube, write_cube
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_cube(make_cube(ny, nx, npts, seed=0), folder / "cube.zarr", {"y": 16, "x": 16})
-    cfg_path = folder / "config.yaml"
-    cfg_path.write_text(DEMO_CONFIG)
-    summary = run(load_config(cfg_path), overwrite=True)
-    rate = 100.0 * summary.n_success / max(summary.pixels, 1)
-    text = (f"demo config: {cfg_path}\n"
-            f"pixels fitted: {summary.pixels} ({rate:.1f}% succeeded), "
-            f"{summary.fits_per_s:.0f} fits/s\noutput: {summary.output}")
-    from batchfit.report import PlotDependencyError, report
-
-    try:
-        return text + "\n" + report(summary.output, folder / "report")
-    except PlotDependencyError as exc:
-        return text + f"\nreport skipped: {exc}"
-
-
-DEMO_CONFIG = """\
-# batchfit demo job: a Gaussian peak on a sloped background in every pixel
-input:
-  path: cube.zarr
-  variable: counts
-  fit_dim: energy
-  sigma: counts_err
-  chunks: {y: 16, x: 16}
-model:
-  components:
-    - {type: gaussian, prefix: p1_}
-    - {type: linear, prefix: bg_}
-parameters:
-  p1_sigma: {value: 1.0, min: 0.05}
-guess: true
-fit:
-  engine: lm
-output:
-  path: results.zarr
-cluster:
-  kind: local
-  n_workers: 2
-"""

@@ -12,9 +12,9 @@ Usage: python scripts/bench_submit.py [--size 256] [--npts 128] [--big-rows 1536
 5. A cube several times larger than each worker's memory limit, with the
    default chunk rule (which asks the scheduler for the workers' limit):
    completes, with each worker's RSS before the job and its peak.
-0. (``measure``) The peak memory of one ``pipeline.fit_chunk`` task per pixel,
+0. (``measure``) The peak memory of one ``task.fit_chunk`` task per pixel,
    by tracemalloc and by RSS (VmHWM), for a few tile sizes, against the chunk
-   rule's estimate ``pipeline.task_bytes``.
+   rule's estimate ``chunking.task_bytes``.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from distributed import Client, LocalCluster
 
 from batchfit import pipeline
 from batchfit.config import JobConfig
-from batchfit.stack import open_results
+from batchfit.stack import chunking, open_results, task
 from batchfit.stack.cluster import worker_env_config
 from batchfit.stack.synthetic import gaussian_line
 
@@ -98,7 +98,7 @@ def rss_now() -> float:
 def warm_rss() -> float:
     """Import what a task imports, then report the worker's RSS (MiB)."""
     import batchfit.pipeline
-    import batchfit.stack.apply  # noqa: F401
+    import batchfit.stack.task  # noqa: F401
 
     return rss_now()
 
@@ -183,12 +183,12 @@ def big_memory(tmp, a):
         base = client.run(warm_rss)
         p = pipeline.plan(cfg, scheduler=cb.scheduler_address)
         npix = int(np.prod(p.grid.chunks))
-        est = pipeline.task_bytes(npix, a.npts, len(p.layout.var_names))
+        est = chunking.task_bytes(npix, a.npts, len(p.layout.var_names))
         print(f"big cube {nbytes / 2**20:.0f} MiB, worker limit {a.worker_mib} MiB: "
               f"cube / worker limit = {nbytes / limit:.1f}; default chunks "
               f"{dict(zip(p.grid.dims, p.grid.chunks, strict=True))} ({len(p.grid)} tasks, "
               f"estimated {est / 2**20:.1f} MiB per task, budget "
-              f"{pipeline.task_budget(limit) / 2**20:.1f} MiB)")
+              f"{chunking.task_budget(limit) / 2**20:.1f} MiB)")
         rate, dt = time_submit(cfg, cb.scheduler_address)
         peaks = peak_rss(client)
     ok = int((open_results(tmp / "rbig.zarr").status == 0).sum())
@@ -210,14 +210,14 @@ def measure_tasks(tmp, npts, sides=(32, 64, 128)):
         cfg = job(cube, tmp / f"m{side}_out.zarr", chunks=side)
         p = pipeline.plan(cfg)
         _, grid = pipeline.prepare_store(cfg, p, True)
-        pipeline.fit_chunk(pipeline.task_spec(cfg, p, grid, (0, 0)))  # warm up imports
-        task = pipeline.task_spec(cfg, p, grid, (1, 1))
+        task.fit_chunk(pipeline.task_spec(cfg, p, grid, (0, 0)))  # warm up imports
+        spec = pipeline.task_spec(cfg, p, grid, (1, 1))
         tracemalloc.start()
-        pipeline.fit_chunk(task)
+        task.fit_chunk(spec)
         traced = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-        rss = _rss_peak_of(pipeline.fit_chunk, task)
-        est = pipeline.task_bytes(side * side, npts, 5)
+        rss = _rss_peak_of(task.fit_chunk, spec)
+        est = chunking.task_bytes(side * side, npts, 5)
         print(f"  {side}x{side} px: tracemalloc {traced / 2**20:6.1f} MiB "
               f"({traced / side**2:5.0f} B/px), RSS +{rss / 2**20:6.1f} MiB "
               f"({rss / side**2:5.0f} B/px); estimate {est / 2**20:6.1f} MiB "

@@ -81,10 +81,17 @@ class FakeSummary:
     chunks_skipped = 1
 
 
-def fake_pipeline(monkeypatch, **functions) -> types.ModuleType:
-    """Install a stand-in ``batchfit.pipeline`` module holding ``functions``."""
-    module = types.ModuleType("batchfit.pipeline")
+HOMES = {"run": "batchfit.pipeline", "validate": "batchfit.describe",
+         "status": "batchfit.describe", "demo": "batchfit.demo"}
+"""The module the command line takes each job-layer function from."""
+
+
+def fake_pipeline(monkeypatch, **functions) -> None:
+    """Install stand-in job-layer modules (:data:`HOMES`) holding ``functions``."""
+    modules = {}
     for name, func in functions.items():
+        home = HOMES[name]
+        module = modules.setdefault(home, types.ModuleType(home))
         setattr(module, name, func)
-    monkeypatch.setitem(sys.modules, "batchfit.pipeline", module)
-    return module
+    for home, module in modules.items():
+        monkeypatch.setitem(sys.modules, home, module)

@@ -107,9 +107,9 @@ def test_status_calls_the_pipeline(monkeypatch, tmp_path):
     assert "status of x.zarr" in result.output
 
 
-@pytest.mark.parametrize("command, module", [(["status", "s.zarr"], "batchfit.pipeline"),
+@pytest.mark.parametrize("command, module", [(["status", "s.zarr"], "batchfit.describe"),
                                              (["report", "s.zarr"], "batchfit.report"),
-                                             (["demo"], "batchfit.pipeline")])
+                                             (["demo"], "batchfit.demo")])
 def test_missing_command_says_not_available(monkeypatch, command, module):
     monkeypatch.setitem(sys.modules, module, types.ModuleType(module))
     result = CliRunner().invoke(cli, command)

@@ -1,4 +1,4 @@
-"""Tests of batchfit/config.py: every bad config names its key; good ones resolve."""
+"""Tests of the batchfit.config package: every bad config names its key; good ones resolve."""
 
 from __future__ import annotations
 

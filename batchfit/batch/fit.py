@@ -364,7 +364,7 @@ def _fit_lm(model, layout, x, y, w, starts, result, todo, *, max_nfev, ftol, xto
         _store_fixed(prob, theta0, result, todo, scale_covar)
         return
     out = lm.solve(None, theta0, evaluate=prob.evaluate, ftol=ftol, xtol=xtol,
-                   max_nfev=max_nfev, block_size=_block_size(x.size), return_jac=False,
+                   max_nfev=max_nfev, block_size=block_size(x.size), return_jac=False,
                    return_gram=True, return_resid=False)
     cov = covariance_from_gram(out.gram_at_solution)
     _store(layout, out.theta, out.cost, out.nfev, out.status, cov, result, todo, scale_covar,
@@ -380,7 +380,8 @@ slower again (cache); results never depend on it.
 """
 
 
-def _block_size(npts):
+def block_size(npts: int) -> int:
+    """Curves per block of the LM kernel for curves of ``npts`` points (64 to 4096)."""
     return int(np.clip(BLOCK_POINTS // max(npts, 1), 64, 4096))
 
 

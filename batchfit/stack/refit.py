@@ -43,6 +43,7 @@ import xarray as xr
 import zarr
 
 from batchfit.stack.store import ChunkGrid, atomic_write, markers
+from batchfit.stack.task import TaskSpec, fit_region, read_inputs
 from batchfit.status import Status
 
 REFIT_DIR = "refit"
@@ -171,28 +172,14 @@ def make_plan(path, grid: ChunkGrid, var_names) -> list[dict]:
 # ------------------------------------------------------------------ the task (worker side)
 
 
-def refit_chunk(task: dict) -> dict:
+def refit_chunk(task: TaskSpec, plan: dict) -> dict:
     """Refit one chunk's failed pixels on a worker and write the improved ones.
 
-    ``task`` is a main-pass task spec (see ``batchfit.pipeline.task_spec``)
-    plus ``"refit"``: that chunk's plan. Returns ``{"index", "candidates",
-    "refitted", "improved"}``.
+    ``task`` is the chunk's main-pass task spec, ``plan`` its refit plan
+    (:func:`make_plan`). Returns ``{"index", "candidates", "refitted", "improved"}``.
     """
-    from batchfit.config import extend_sys_path
-    from batchfit.core import Parameters
-    from batchfit.models import from_reference
-    from batchfit.pipeline import _region, open_input
-    from batchfit.stack.apply import fit
-
-    extend_sys_path(task["python_path"])
-    plan = task["refit"]
-    region = {d: slice(a, b) for d, (a, b) in task["region"].items()}
-    dims = tuple(task["region"])
-    shape = tuple(b - a for a, b in task["region"].values())
-    inp = task["input"]
-    ds = open_input(inp["path"])
-    data = _region(ds[inp["variable"]], region)
-    sigma = _region(ds[inp["sigma"]], region) if inp["sigma"] else None
+    inputs = read_inputs(task)
+    dims, shape = task.dims, task.shape
     rows = np.asarray(plan["rows"], np.int64)
     mask = np.zeros(int(np.prod(shape)), bool)
     mask[rows] = True
@@ -201,18 +188,15 @@ def refit_chunk(task: dict) -> dict:
         full = np.full(mask.size, np.nan)
         full[rows] = vals
         init[name] = xr.DataArray(full.reshape(shape), dims=dims)
-    opts = task["fit"]
-    res = fit(data, from_reference(task["model"]), Parameters().loads(task["template"]),
-              inp["fit_dim"], sigma=sigma, mask=xr.DataArray(mask.reshape(shape), dims=dims),
-              engine=opts["engine"], guess=False, init=init, max_nfev=opts["max_nfev"],
-              covar=opts["covar"], cost=opts["cost"], scale_covar=opts["scale_covar"])
+    res = fit_region(task, inputs, mask=xr.DataArray(mask.reshape(shape), dims=dims),
+                     init=init, guess=False)
     improved = res["success"].transpose(*dims).values & mask.reshape(shape)
     if improved.any():
-        _write_pixels(task["output"], res, region, improved)
-    summary = {"index": task["index"], "candidates": plan["candidates"],
+        _write_pixels(task.output, res, task.slices, improved)
+    summary = {"index": list(task.index), "candidates": plan["candidates"],
                "refitted": int(rows.size), "improved": int(improved.sum())}
-    atomic_write(markers(task["output"]) / REFIT_DIR / "done" / ChunkGrid.key(
-        tuple(task["index"])), json.dumps(summary, sort_keys=True))
+    atomic_write(markers(task.output) / REFIT_DIR / "done" / task.key,
+                 json.dumps(summary, sort_keys=True))
     return summary
 
 
@@ -249,17 +233,14 @@ def execute(client, path, var_names, grid: ChunkGrid, make_task, quiet: bool = T
     """Plan (or reload the plan), run the missing chunk tasks, mark the pass done."""
     plans = make_plan(path, grid, var_names)
     done = _done_summaries(path)
-    tasks = []
-    for p in plans:
-        index = tuple(p["index"])
-        if ChunkGrid.key(index) not in done:
-            tasks.append({**make_task(index), "refit": p})
+    todo = [p for p in plans if ChunkGrid.key(tuple(p["index"])) not in done]
+    tasks = [make_task(tuple(p["index"])) for p in todo]
     if not quiet:
         print(f"batchfit: refit pass: {sum(p['candidates'] for p in plans)} failed pixels, "
               f"{len(tasks)} chunk tasks", file=sys.stderr)
     if tasks:
-        keys = [f"batchfit-refit-{ChunkGrid.key(tuple(t['index']))}" for t in tasks]
-        for fut in client.map(refit_chunk, tasks, key=keys, retries=1):
+        keys = [f"batchfit-refit-{t.key}" for t in tasks]
+        for fut in client.map(refit_chunk, tasks, todo, key=keys, retries=1):
             fut.result()
     totals = counts(path)
     atomic_write(markers(path) / DONE_MARKER, json.dumps(totals, sort_keys=True))

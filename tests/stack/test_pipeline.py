@@ -9,7 +9,7 @@ import pytest
 import xarray as xr
 import zarr
 
-from batchfit import pipeline
+from batchfit import describe, pipeline
 from batchfit.cli import main as cli_main
 from batchfit.errors import InputError, StoreError
 from batchfit.stack import job_script, open_results
@@ -96,13 +96,13 @@ def test_different_config_is_refused_untouched(finished, tmp_path):
 
 def test_status_report(finished):
     job, _ = finished
-    text = pipeline.status(job.output.path)
+    text = describe.status(job.output.path)
     assert "9/9 done" in text and "converged 118" in text and "bad_data 2" in text
 
 
 def test_validate_writes_nothing(cube_path, tmp_path):
     out = tmp_path / "never.zarr"
-    text = pipeline.validate(make_job(cube_path, out), n_samples=3)
+    text = describe.validate(make_job(cube_path, out), n_samples=3)
     assert "sample fits (3 pixels)" in text and "converged" in text
     assert not out.exists() and list(tmp_path.iterdir()) == []
 

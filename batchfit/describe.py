@@ -1,0 +1,120 @@
+"""The text of ``batchfit validate`` and ``batchfit status``.
+
+:func:`validate` checks everything :func:`batchfit.pipeline.run` would and fits
+a few sample pixels in this process, writing nothing; :func:`status` reads a
+result store and says how far its job is.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+import yaml
+
+from batchfit.config import JobConfig
+from batchfit.errors import StoreError
+from batchfit.pipeline import Plan, plan, store_counts
+from batchfit.stack import refit, store
+from batchfit.stack.apply import fit
+from batchfit.stack.inputs import open_input
+from batchfit.status import Status
+
+
+def validate(config: JobConfig, n_samples: int = 4) -> str:
+    """Check everything :func:`run` would and fit a few sample pixels; writes nothing.
+
+    Returns
+    -------
+    str
+        A short report: input, model, chunks, output state and the sample fits.
+
+    Raises
+    ------
+    InputError, StoreError, ConfigError
+        As :func:`run` would.
+    """
+    p = plan(config)
+    out = config.output.path
+    store.check_reusable(out, config.fingerprint(), overwrite=False)
+    state = "resume (same config)" if store.is_complete(out) else "create"
+    lines = [
+        f"input: {config.input.path} variable {config.input.variable!r} "
+        f"{dict(p.data.sizes)} {p.data.dtype}, fit dim {config.input.fit_dim!r}",
+        f"model: {json.dumps(p.model.reference)}; varied: {', '.join(p.layout.var_names)}",
+        f"chunks: {dict(zip(p.grid.dims, p.grid.chunks, strict=True))} -> {len(p.grid)} tasks",
+        f"output: {out} ({state})",
+    ]
+    resolved = yaml.safe_dump(_without_unset(config.to_dict()), sort_keys=False,
+                              default_flow_style=None)
+    lines += ["resolved config:", *("  " + line for line in resolved.splitlines())]
+    return "\n".join(lines + _sample_fits(config, p, n_samples))
+
+
+def _sample_fits(config: JobConfig, p: Plan, n_samples: int) -> list[str]:
+    """Fit ``n_samples`` pixels spread over the map, in this process."""
+    ds = open_input(config.input.path)
+    candidates = np.arange(math.prod(p.grid.sizes))
+    if config.input.mask:  # sample pixels the job will fit, not masked ones
+        keep = ds[config.input.mask].transpose(*p.grid.dims).values.astype(bool).ravel()
+        candidates = candidates[keep] if keep.any() else candidates
+    pick = np.linspace(0, candidates.size - 1, max(1, min(n_samples, candidates.size)))
+    flat = np.unique(candidates[pick.astype(int)])
+    idx = np.unravel_index(flat, p.grid.sizes)
+    points = {d: xr.DataArray(i, dims="sample") for d, i in zip(p.grid.dims, idx, strict=True)}
+    data = ds[config.input.variable].isel(points).load()
+    sigma = ds[config.input.sigma].isel(
+        {d: v for d, v in points.items() if d in ds[config.input.sigma].dims}
+    ).load() if config.input.sigma else None
+    res = fit(data, p.model, p.params, config.input.fit_dim, sigma=sigma,
+              engine=config.fit.engine, guess=config.guess, max_nfev=config.fit.max_nfev,
+              cost=config.fit.cost, scale_covar=config.fit.scale_covar)
+    lines = [f"sample fits ({len(flat)} pixels):"]
+    for k in range(len(flat)):
+        where = ", ".join(f"{d}={int(i[k])}" for d, i in zip(p.grid.dims, idx, strict=True))
+        vals = ", ".join(f"{n}={res[n].values[k]:.4g}" for n in p.layout.names)
+        code = Status(int(res["status"].values[k])).name.lower()
+        lines.append(f"  [{where}] {code}, redchi={res['redchi'].values[k]:.3g}: {vals}")
+    return lines
+
+
+def status(store_path: str | os.PathLike) -> str:
+    """Chunks done, success rate and status counts of a result store."""
+    path = Path(store_path)
+    if store.read_fingerprint(path) is None:
+        raise StoreError(f"{str(path)!r} is not a batchfit result store")
+    grid = store.read_grid(path)
+    done = len(store.done_keys(path))
+    c = store_counts(path)
+    rate = 100.0 * c["n_success"] / c["pixels"] if c["pixels"] else 0.0
+    counts = ", ".join(f"{k} {n}" for k, n in c["status_counts"].items() if n)
+    lines = [
+        f"store: {path}",
+        f"chunks: {done}/{len(grid)} done" + ("" if done < len(grid) else " (complete)"),
+        f"pixels: {c['pixels']}, succeeded {c['n_success']} ({rate:.1f}%)",
+        f"status: {counts}",
+    ]
+    rc = refit.counts(path)
+    if rc["chunks"]:
+        lines.append(f"neighbour refit: {rc['improved']} of {rc['candidates']} failed pixels "
+                     f"recovered ({'complete' if refit.is_done(path) else 'in progress'})")
+    made_with = xr.open_zarr(path).attrs.get("batchfit_config")
+    if made_with:
+        resolved = yaml.safe_dump(_without_unset(json.loads(made_with)), sort_keys=False,
+                                  default_flow_style=None)
+        lines += ["made with config:", *("  " + line for line in resolved.splitlines())]
+    return "\n".join(lines)
+
+
+
+def _without_unset(tree: Any) -> Any:
+    """``tree`` without None values and empty containers (what a user did not set)."""
+    if isinstance(tree, dict):
+        kept = {k: _without_unset(v) for k, v in tree.items()}
+        return {k: v for k, v in kept.items() if v not in (None, [], {})}
+    return tree

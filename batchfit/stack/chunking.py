@@ -1,0 +1,170 @@
+"""The chunk rule: how many pixels one task fits, and the memory model behind it.
+
+Pure functions of the input's sizes, its native chunks and a worker's memory
+limit; :func:`batchfit.pipeline.plan` calls :func:`choose_chunks`.
+
+Rule (when ``input.chunks`` is not given)
+-----------------------------------------
+1. Budget per task: ``min(64 MiB, worker memory limit / (8 * threads per
+   worker))`` (:data:`TARGET_CHUNK_BYTES`, :data:`WORKER_FRACTION`). The limit
+   comes from the cluster config (local ``memory_limit`` or dask's ``'auto'``
+   share, job-queue ``memory`` per worker process) or, for a running
+   scheduler, from its workers (:func:`batchfit.stack.cluster.worker_memory`);
+   64 MiB when unknown. Tasks of one worker run ``threads`` at a time, so
+   together they use at most 1/8 of its limit; the rest is the worker
+   process itself (~150-200 MiB of imported libraries), allocator slack and
+   dask's own buffers.
+2. A task of ``p`` pixels needs ``p * bytes_per_pixel + min(p, B) *
+   block_bytes + decode`` bytes (:func:`task_bytes`), measured with
+   tracemalloc and RSS around :func:`batchfit.stack.task.fit_chunk`
+   (scripts/bench_submit.py ``--measure``): ``bytes_per_pixel = 8 * (7 *
+   npts + nvar * (nvar + 56))`` (the float32 read and its float64 copy,
+   weights, the engine's prepared data, residuals, result and packed arrays,
+   the written Dataset); the engine's blocks of ``B`` curves
+   (:func:`batchfit.batch.fit.block_size`: 2**18 data points, 64 to 4096
+   curves) add ``block_bytes = 24 * npts * (nvar + 1)`` per curve (Jacobian,
+   model partials, trial residuals); ``decode`` is one native input chunk of
+   the data (and sigma) that zarr decodes whole when the tile is smaller than
+   it (counted up to half the budget: a bigger native chunk must be decoded
+   anyway). The per-pixel term was fitted with blocks of 512 curves; with
+   blocks by points it overestimates: ``scripts/bench_submit.py --parts
+   measure`` (128 points, tiles of 32^2 to 128^2) gives estimates 2.1-2.9x
+   the measured peak of one task.
+3. The largest pixel count within budget becomes a square-ish tile over the
+   pixel dims, aligned to the input's native chunks: a tile at least as big
+   as a native chunk is rounded down to a multiple of it; a smaller one to
+   the largest divisor of it (77 -> 50 for 100-pixel chunks), unless that
+   divisor is under half the size wanted (a prime-sized chunk), where the
+   unaligned size is kept. Each input chunk is then read by one task, or
+   split exactly between a few.
+A task never reads more than its region: :func:`batchfit.stack.task.fit_chunk`
+opens the input lazily and loads ``isel(region)`` only, i.e. the native chunks
+it overlaps.
+"""
+
+from __future__ import annotations
+
+import math
+
+import xarray as xr
+
+from batchfit.batch.fit import block_size
+from batchfit.errors import InputError
+
+TARGET_CHUNK_BYTES = 64 * 2**20
+"""Cap on a task's estimated working set (bytes)."""
+WORKER_FRACTION = 8
+"""A worker's concurrent tasks use at most 1 / WORKER_FRACTION of its memory limit."""
+
+
+def task_budget(memory_limit: int | None, threads: int = 1) -> int:
+    """Bytes one task may use: ``min(TARGET_CHUNK_BYTES, limit / (WORKER_FRACTION * threads))``."""
+    if not memory_limit:
+        return TARGET_CHUNK_BYTES
+    return max(1, min(TARGET_CHUNK_BYTES, int(memory_limit) // (WORKER_FRACTION * max(threads, 1))))
+
+
+def bytes_per_pixel(npts: int, nvar: int) -> int:
+    """Measured working set of a task per pixel, beyond the engine's blocks."""
+    return 8 * (7 * npts + nvar * (nvar + 56))
+
+
+def block_bytes(npts: int, nvar: int) -> int:
+    """Working set per curve of one engine block (Jacobian, partials, trial residuals)."""
+    return 24 * npts * (nvar + 1)
+
+
+def task_bytes(pixels: int, npts: int, nvar: int, decode: int = 0) -> int:
+    """Estimated peak bytes of a task of ``pixels`` pixels (``decode``: native chunk bytes)."""
+    return (pixels * bytes_per_pixel(npts, nvar)
+            + min(pixels, block_size(npts)) * block_bytes(npts, nvar) + decode)
+
+
+def pixel_budget(budget: int, npts: int, nvar: int, decode: int = 0) -> int:
+    """The most pixels whose :func:`task_bytes` stay within ``budget`` (at least 1)."""
+    per, blk, block = bytes_per_pixel(npts, nvar), block_bytes(npts, nvar), block_size(npts)
+    room = budget - decode
+    if room >= block * (per + blk):
+        return (room - block * blk) // per
+    return max(1, room // (per + blk))
+
+
+def choose_chunks(data: xr.DataArray, fit_dim: str, nvar: int, given: dict | None = None,
+                  *, budget: int = TARGET_CHUNK_BYTES, n_inputs: int = 1) -> tuple[int, ...]:
+    """Pixel chunk sizes: ``given`` (``-1`` = whole dim) or the module's default rule.
+
+    Parameters
+    ----------
+    data : xr.DataArray
+        The input variable (its native chunks come from dask or the encoding).
+    fit_dim : str
+        The dim each curve runs along.
+    nvar : int
+        Number of varied parameters.
+    given : dict, optional
+        ``input.chunks``; dims it names are taken as given.
+    budget : int
+        Bytes one task may use (:func:`task_budget`).
+    n_inputs : int
+        Variables read per pixel with the data's chunking (2 with sigma).
+    """
+    dims = [d for d in data.dims if d != fit_dim]
+    sizes = [data.sizes[d] for d in dims]
+    given = dict(given or {})
+    given.pop(fit_dim, None)
+    unknown = set(given) - set(dims)
+    if unknown:
+        raise InputError(f"input.chunks: {sorted(unknown)} are not pixel dims of the data; "
+                         f"they are {dims}")
+    native = _native_chunks(data, dims)
+    fixed = {i: (s if given[d] == -1 else min(given[d], s))
+             for i, (d, s) in enumerate(zip(dims, sizes, strict=True)) if d in given}
+    npts = data.sizes[fit_dim]
+    pixels = pixel_budget(budget, npts, nvar)
+    if any(n is not None for n in native):  # room for zarr's decoded native chunks
+        decode = n_inputs * data.dtype.itemsize * npts * math.prod(
+            n or s for n, s in zip(native, sizes, strict=True))
+        decode = min(decode, budget // 2)  # a bigger native chunk is unavoidable anyway
+        small = math.prod(fixed.get(i, s) for i, s in enumerate(sizes)) > pixels
+        pixels = pixel_budget(budget, npts, nvar, decode) if small else pixels
+    for c in fixed.values():
+        pixels = max(1, pixels // c)
+    free = [i for i in range(len(dims)) if i not in fixed]
+    tile = _square_tile([sizes[i] for i in free], pixels, [native[i] for i in free])
+    fixed.update(zip(free, tile, strict=True))
+    return tuple(max(1, fixed[i]) for i in range(len(dims)))
+
+
+def _square_tile(sizes: list[int], budget: int,
+                 native: list[int | None] | None = None) -> list[int]:
+    """Chunk sizes with product <= budget, as equal as the dim sizes allow.
+
+    With ``native`` chunk sizes, each is aligned by :func:`_align`; the budget
+    a dim leaves unused goes to the dims after it.
+    """
+    native = native or [None] * len(sizes)
+    chunks = [1] * len(sizes)
+    order = sorted(range(len(sizes)), key=lambda i: sizes[i])  # small dims take all first
+    for k, i in enumerate(order):
+        share = int(budget ** (1.0 / (len(sizes) - k)) + 1e-9)
+        chunks[i] = _align(max(1, min(sizes[i], share)), native[i], sizes[i])
+        budget = max(1, budget // chunks[i])
+    return chunks
+
+
+def _align(c: int, native: int | None, size: int) -> int:
+    """``c`` made a multiple (``c >= native``) or a divisor (``c < native``) of ``native``."""
+    if native is None or native <= 0 or c >= size:
+        return c
+    if c >= native:
+        return c - c % native
+    divisor = max(d for d in range(1, c + 1) if native % d == 0)
+    return divisor if 2 * divisor >= c else c
+
+
+def _native_chunks(data: xr.DataArray, dims: list[str]) -> list[int | None]:
+    enc = data.encoding.get("preferred_chunks") or {}
+    if data.chunks is not None:
+        return [enc.get(d, data.chunksizes[d][0]) for d in dims]
+    return [enc.get(d) for d in dims]
+
