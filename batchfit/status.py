@@ -17,6 +17,7 @@ class Status(IntEnum):
     MODEL_ERROR = 3
     MASKED = 4
     NOT_RUN = 5
+    STALLED = 6
 
 
 MESSAGES = {
@@ -27,6 +28,8 @@ MESSAGES = {
     Status.MODEL_ERROR: "the model returned non-finite values or raised",
     Status.MASKED: "masked out: not fitted",
     Status.NOT_RUN: "not run yet",
+    Status.STALLED: "stopped early without progress: cost flat under maximal damping, "
+    "parameters running away, or the model flat in every parameter",
 }
 
 

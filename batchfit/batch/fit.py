@@ -19,7 +19,7 @@ from batchfit.batch.linalg import covariance_from_gram
 from batchfit.batch.result import BatchResult
 from batchfit.core import poisson
 from batchfit.core.minimizer import Minimizer, engine_name
-from batchfit.core.stats import information_criteria
+from batchfit.core.stats import held_parameters, information_criteria
 from batchfit.errors import FitError, InputError, ModelError
 from batchfit.status import Status
 
@@ -193,7 +193,7 @@ def _rows(a, todo):
 
 
 class _Problem:
-    """Residuals and Jacobians of the active curves in internal coordinates.
+    """Residuals and Jacobians of the active curves (external values: the kernel does bounds).
 
     The residual is ``(model - data) * w``, the negative of the core's
     ``(data - model) * w``: the sum of squares, ``J^T J`` and ``J^T r`` (hence
@@ -209,14 +209,9 @@ class _Problem:
         self.poisson = cost == "poisson"
         self.data_term = poisson.data_term(y, w) if self.poisson else None
         self.has_jac = model.jacobian(x, **_probe_values(model, layout)) is not None
-        bounds = layout.bounds
-        self.bounded_cols = np.concatenate([bounds.both, bounds.lower, bounds.upper])
-
-    def external(self, theta):
-        return self.layout.bounds.to_external(theta) if self.layout.bounds.bounded else theta
 
     def model_values(self, theta):
-        vals = self.layout.values(self.external(theta))
+        vals = self.layout.values(theta)
         return {p: vals[p] for p in self.model.param_names}
 
     def _model(self, theta, with_jac):
@@ -320,8 +315,7 @@ class _Problem:
             return [np.full((m, npts), np.nan)] * layout.nvar
         full = m == theta.shape[0]
         th = theta if full else theta[sel]
-        ties = layout.tie_gradients(self.external(th))
-        dext = layout.bounds.d_external(th) if self.bounded_cols.size else None
+        ties = layout.tie_gradients(th)
         w = None if self.unit_w else self.w[rows if full else rows[sel]]
         w = w if wt is None else wt
         cols = []
@@ -332,8 +326,6 @@ class _Problem:
                 if name in d:
                     terms.append(_take(d[name], sel, full, npts))
                 col = sum(terms[1:], terms[0]) if terms else np.zeros(npts)
-                if dext is not None and j in self.bounded_cols:
-                    col = col * dext[:, j : j + 1]
                 if w is not None:
                     col = col * w
                 cols.append(col)
@@ -359,16 +351,22 @@ def _probe_values(model, layout):
 def _fit_lm(model, layout, x, y, w, starts, result, todo, *, max_nfev, ftol, xtol, engine,
             scale_covar=True, cost="chisqr"):
     prob = _Problem(model, layout, x, y, w, cost)
-    theta0 = layout.bounds.to_internal(starts)
+    opts = {"scale_covar": scale_covar, "cost_kind": cost}
     if layout.nvar == 0:
-        _store_fixed(prob, theta0, result, todo, scale_covar)
+        _store_fixed(prob, starts, result, todo, opts)
         return
-    out = lm.solve(None, theta0, evaluate=prob.evaluate, ftol=ftol, xtol=xtol,
-                   max_nfev=max_nfev, block_size=block_size(x.size), return_jac=False,
-                   return_gram=True, return_resid=False)
-    cov = covariance_from_gram(out.gram_at_solution)
-    _store(layout, out.theta, out.cost, out.nfev, out.status, cov, result, todo, scale_covar,
-           cost)
+    bounds = layout.bounds
+    out = lm.solve(None, starts, evaluate=prob.evaluate, lower=bounds.lo, upper=bounds.hi,
+                   ftol=ftol, xtol=xtol, max_nfev=max_nfev, block_size=block_size(x.size),
+                   return_jac=False, return_gram=True, return_resid=False)
+    gram = out.gram_at_solution
+    nfree = result.nfree[todo]
+    with np.errstate(all="ignore"):
+        redchi = np.where(nfree > 0, out.cost / nfree, np.nan)
+    held = held_parameters(out.theta, bounds.lo, bounds.hi, gram,
+                           redchi if scale_covar else 1.0)
+    cov = covariance_from_gram(gram, exclude=held)
+    _store(layout, out.theta, out.cost, out.nfev, out.status, cov, result, todo, held, **opts)
 
 
 BLOCK_POINTS = 2**18
@@ -385,18 +383,18 @@ def block_size(npts: int) -> int:
     return int(np.clip(BLOCK_POINTS // max(npts, 1), 64, 4096))
 
 
-def _store_fixed(prob, theta0, result, todo, scale_covar=True):
+def _store_fixed(prob, theta0, result, todo, opts):
     cost = prob.cost_at(theta0, np.arange(theta0.shape[0]))
     ok = np.isfinite(cost)
     status = np.where(ok, Status.CONVERGED, Status.MODEL_ERROR).astype(np.int8)
     _store(prob.layout, theta0, cost, np.ones(len(todo), np.int32), status,
-           np.zeros((len(todo), 0, 0)), result, todo, scale_covar, prob.kind)
+           np.zeros((len(todo), 0, 0)), result, todo, **opts)
 
 
-def _store(layout, theta, cost, nfev, status, cov, result, todo, scale_covar=True,
-           cost_kind="chisqr"):
+def _store(layout, theta, cost, nfev, status, cov, result, todo, held=None, *,
+           scale_covar=True, cost_kind="chisqr"):
     """Write the fitted curves' values, errors and statistics into ``result``."""
-    ext = layout.bounds.to_external(theta)
+    ext = theta
     nfree = result.nfree[todo]
     with np.errstate(all="ignore"):
         redchi = np.where(nfree > 0, cost / nfree, np.nan)
@@ -410,30 +408,32 @@ def _store(layout, theta, cost, nfev, status, cov, result, todo, scale_covar=Tru
     aic, bic = information_criteria(cost, result.ndata[todo], layout.nvar, cost_kind)
     result.aic[todo] = np.where(ok, aic, np.nan)
     result.bic[todo] = np.where(ok, bic, np.nan)
-    g = layout.bounds.d_external(theta)
-    scale = redchi if scale_covar else np.ones_like(redchi)
-    cov_ext = cov * g[:, :, None] * g[:, None, :] * scale[:, None, None]
+    cov_ext = cov * (redchi if scale_covar else np.ones_like(redchi))[:, None, None]
     cov_ext[~ok] = np.nan
     vals = layout.values(ext)
     for name in layout.names:
         v = np.broadcast_to(np.asarray(vals[name], dtype=float).reshape(-1), (len(todo),))
         result.values[name][todo] = np.where(ok, v, np.nan)
-    _store_stderr(layout, ext, cov_ext, ok, result, todo)
+    _store_stderr(layout, ext, cov_ext, (ok, held), result, todo)
     if result.covar is not None:
         result.covar[todo] = cov_ext
 
 
-def _store_stderr(layout, ext, cov_ext, ok, result, todo):
+def _store_stderr(layout, ext, cov_ext, ok_held, result, todo):
+    ok, held = ok_held
     with np.errstate(invalid="ignore"):
         sd = np.sqrt(np.diagonal(cov_ext, axis1=1, axis2=2))
     for j, name in enumerate(layout.var_names):
         result.stderr[name][todo] = sd[:, j]
     for name in layout.fixed:
         result.stderr[name][todo] = np.where(ok, 0.0, np.nan)  # held fixed, as in the core
+    # A parameter held at its bound contributes nothing to a tied one's error.
+    cov_tied = cov_ext if held is None else np.where(
+        held[:, :, None] | held[:, None, :], 0.0, cov_ext)
     for name, g in layout.tie_gradients(ext).items():
         with np.errstate(invalid="ignore"):
-            var = np.einsum("mi,mij,mj->m", g, cov_ext, g)
-            result.stderr[name][todo] = np.sqrt(var)
+            var = np.einsum("mi,mij,mj->m", g, cov_tied, g)
+            result.stderr[name][todo] = np.where(ok, np.sqrt(var), np.nan)
 
 
 def _fit_loop(model, layout, x, y, w, starts, result, todo, *, max_nfev, ftol, xtol, engine,

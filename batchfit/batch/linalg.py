@@ -17,7 +17,9 @@ import numpy as np
 
 __all__ = [
     "cho_solve",
+    "cho_solve_t",
     "cholesky",
+    "cholesky_t",
     "covariance_from_gram",
     "covariance_from_jacobian",
     "gram",
@@ -132,12 +134,25 @@ def cholesky(a: np.ndarray, rtol: float = 0.0):
         True where every pivot was finite and above the tolerance.
     """
     at = np.ascontiguousarray(np.asarray(a, dtype=np.float64).transpose(1, 2, 0))
-    low, ok = _cholesky_t(at, rtol)
+    low, ok = cholesky_t(at, rtol)
     return np.ascontiguousarray(low.transpose(2, 0, 1)), ok
 
 
-def _cholesky_t(at: np.ndarray, rtol: float = 0.0):
-    """:func:`cholesky` on the batch-last layout (k, k, n): contiguous vectors."""
+def cholesky_t(at: np.ndarray, rtol: float = 0.0):
+    """:func:`cholesky` on the batch-last layout: contiguous length-n vectors.
+
+    Parameters
+    ----------
+    at : ndarray, shape (k, k, n)
+        Symmetric matrices, batch last; only the lower triangle is read.
+    rtol : float, optional
+        Relative pivot tolerance, as in :func:`cholesky`.
+
+    Returns
+    -------
+    low : ndarray, shape (k, k, n)
+    ok : ndarray of bool, shape (n,)
+    """
     k, n = at.shape[0], at.shape[-1]
     low = np.zeros_like(at)
     ok = np.ones(n, dtype=bool)
@@ -169,11 +184,23 @@ def cho_solve(low: np.ndarray, b: np.ndarray) -> np.ndarray:
     x : ndarray, shape (n, k)
     """
     lt = np.ascontiguousarray(low.transpose(1, 2, 0))
-    return _cho_solve_t(lt, np.ascontiguousarray(b.T)).T.copy()
+    return cho_solve_t(lt, np.ascontiguousarray(b.T)).T.copy()
 
 
-def _cho_solve_t(lt: np.ndarray, bt: np.ndarray) -> np.ndarray:
-    """:func:`cho_solve` on the batch-last layout: lt (k, k, n), bt (k, n)."""
+def cho_solve_t(lt: np.ndarray, bt: np.ndarray) -> np.ndarray:
+    """:func:`cho_solve` on the batch-last layout.
+
+    Parameters
+    ----------
+    lt : ndarray, shape (k, k, n)
+        Lower factors from :func:`cholesky_t`.
+    bt : ndarray, shape (k, n)
+        Right-hand sides.
+
+    Returns
+    -------
+    x : ndarray, shape (k, n)
+    """
     y = np.array(bt, dtype=np.float64)
     k = y.shape[0]
     for t in range(k):  # forward substitution, column oriented
@@ -247,8 +274,29 @@ def covariance_from_jacobian(jac: np.ndarray, rtol: float = COVAR_RTOL) -> np.nd
     return covariance_from_gram(gram(jac), rtol)
 
 
-def covariance_from_gram(a: np.ndarray, rtol: float = COVAR_RTOL) -> np.ndarray:
-    """Inverse of ``J^T J`` given as ``a`` (n, k, k); see :func:`covariance_from_jacobian`."""
+def covariance_from_gram(a: np.ndarray, rtol: float = COVAR_RTOL,
+                         exclude: np.ndarray | None = None) -> np.ndarray:
+    """Inverse of ``J^T J`` given as ``a`` (n, k, k); see :func:`covariance_from_jacobian`.
+
+    Parameters
+    ----------
+    a : ndarray, shape (n, k, k)
+    rtol : float, optional
+    exclude : ndarray of bool, shape (n, k), optional
+        Parameters held fixed (at a bound, or with a zero column): the
+        covariance is that of the other parameters alone, and the rows and
+        columns of the excluded ones are NaN.
+
+    Returns
+    -------
+    covar : ndarray, shape (n, k, k)
+    """
+    if exclude is not None and exclude.any():
+        keep = ~np.asarray(exclude, dtype=bool)
+        both = keep[:, :, None] & keep[:, None, :]
+        eye = np.broadcast_to(np.eye(a.shape[-1], dtype=bool), a.shape)
+        cov = covariance_from_gram(np.where(both, a, np.where(eye, 1.0, 0.0)), rtol)
+        return np.where(both, cov, np.nan)
     k = a.shape[-1]
     diag = np.diagonal(a, axis1=1, axis2=2)
     good = np.all(np.isfinite(diag) & (diag > 0.0), axis=1)

@@ -300,14 +300,7 @@ class Minimizer:
 
     def _fisher_covar(self, best):
         """Inverse Fisher information ``inv(J^T J)``, ``J = (df/dp) / sqrt(f)`` at ``best``."""
-        nfev = self.nfev
-        try:
-            scale = 1.0 / np.sqrt(poisson.clamp(self._raw(best)))
-            jac = stats.numeric_jacobian(lambda v: self._raw(v) * scale, best)
-        finally:
-            self.nfev = nfev
-            self._set_external(best)
-        return stats.covariance_from_jacobian(jac)
+        return stats.covariance_from_jacobian(self._covar_jacobian(best))
 
     def _jacobian_covar(self, x):
         nfev = self.nfev
@@ -336,8 +329,40 @@ class Minimizer:
             raise FitError(_nonfinite_message(r, self.params, where="at the best-fit point"))
         if self.counts is not None and self.nvarys:
             cov = self._fisher_covar(best)
-        self._set_uncertainties(cov)
+        self._set_uncertainties(self._covar_without_held(best, cov))
         return self
+
+    def _covar_without_held(self, best, cov):
+        """`cov` with parameters at a bound or without effect held fixed (their rows NaN).
+
+        The rule is :func:`batchfit.core.stats.held_parameters`, as in the batch
+        engine. Only fits with bounds or a singular covariance need the
+        external Jacobian this takes (not counted in ``nfev``).
+        """
+        lo, hi = self._bounds.lo, self._bounds.hi
+        if self.nvarys == 0 or (cov is not None and not self._bounds.bounded):
+            return cov
+        jac = self._covar_jacobian(best)
+        scale = self.redchi if self.scale_covar else 1.0
+        held = stats.held_parameters(best, lo, hi, jac.T @ jac, scale)
+        return stats.covariance_without(jac, held) if held.any() else cov
+
+    def _covar_jacobian(self, best):
+        """Jacobian whose ``inv(J^T J)`` is the unscaled covariance (not counted in nfev).
+
+        The residual's, or for ``cost='poisson'`` the model's scaled by
+        ``1/sqrt(f)`` (then ``J^T J`` is the Fisher information).
+        """
+        fun = self._call
+        nfev = self.nfev
+        try:
+            if self.counts is not None:
+                scale = 1.0 / np.sqrt(poisson.clamp(self._raw(best)))
+                fun = lambda v: self._raw(v) * scale  # noqa: E731
+            return stats.numeric_jacobian(fun, best, lo=self._bounds.lo, hi=self._bounds.hi)
+        finally:
+            self.nfev = nfev
+            self._set_external(best)
 
     def _set_uncertainties(self, cov):
         self.covar = None
@@ -345,7 +370,8 @@ class Minimizer:
         for par in self.params.values():
             if not par.varies and par.expr is None:
                 par.stderr = 0.0  # held fixed: no uncertainty from this fit
-        if cov is None or not np.all(np.isfinite(cov)):
+        held = np.isnan(np.diag(cov)) if cov is not None else None
+        if cov is None or not np.all(np.isfinite(cov[~held][:, ~held])):
             return
         if self.scale_covar:
             if self.nfree <= 0:
@@ -355,19 +381,23 @@ class Minimizer:
         sd = np.sqrt(np.abs(np.diag(self.covar)))
         corr = stats.correlations(self.covar)
         for i, par in enumerate(self._vars):
-            par.stderr = float(sd[i])
-            par.correl = {q.name: float(corr[i, j]) for j, q in enumerate(self._vars) if j != i}
+            par.stderr = float(sd[i])  # NaN for a parameter held at its bound
+            par.correl = None if held[i] else {
+                q.name: float(corr[i, j]) for j, q in enumerate(self._vars)
+                if j != i and not held[j]}
         self.errorbars = bool(np.all(np.isfinite(sd)))
-        self._tied_stderr(sd)
+        self._tied_stderr(sd, held)
 
-    def _tied_stderr(self, sd):
+    def _tied_stderr(self, sd, held):
         if not self._ties:
             return
         best = np.array([p.value for p in self._vars])
-        scale = np.maximum(np.maximum(np.abs(best), sd), 1e-300)
+        scale = np.maximum(np.maximum(np.abs(best), np.where(held, 0.0, sd)), 1e-300)
         grads = self._ties.gradients(self.params.valuesdict(), self.var_names, scale)
+        # A parameter held at its bound contributes nothing to a tied one's error.
+        covar = np.where(held[:, None] | held[None, :], 0.0, self.covar)
         for name, g in grads.items():
-            self.params[name].stderr = stats.propagate(g, self.covar)
+            self.params[name].stderr = stats.propagate(g, covar)
 
     def fit(self, engine="leastsq", **kws):
         """Run the fit with ``engine`` ('leastsq', 'lbfgsb' or 'anneal')."""

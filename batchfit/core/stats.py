@@ -64,19 +64,24 @@ def covariance_from_jacobian(jac: np.ndarray) -> np.ndarray | None:
     return v @ v.T
 
 
-def numeric_jacobian(fun, x: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray:
+def numeric_jacobian(fun, x: np.ndarray, scale: np.ndarray | None = None,
+                     lo: np.ndarray | None = None, hi: np.ndarray | None = None) -> np.ndarray:
     """Central-difference Jacobian of vector function ``fun`` at ``x``, shape (ndata, k).
 
     The step of each coordinate is relative to its magnitude (or to ``scale``).
+    With bounds ``lo``/``hi`` no evaluation leaves the box: at a bound the
+    difference is one-sided, into the box.
     """
     x = np.asarray(x, dtype=float)
     ref = np.abs(x) if scale is None else np.maximum(np.abs(x), np.abs(scale))
     steps = EPS ** (1.0 / 3.0) * np.where(ref > 0, ref, 1.0)
+    lo = np.full(x.shape, -np.inf) if lo is None else np.asarray(lo, dtype=float)
+    hi = np.full(x.shape, np.inf) if hi is None else np.asarray(hi, dtype=float)
     cols = []
     for j, h in enumerate(steps):
         up, dn = x.copy(), x.copy()
-        up[j] += h
-        dn[j] -= h
+        up[j] = min(x[j] + h, hi[j])
+        dn[j] = max(x[j] - h, lo[j])
         cols.append((np.asarray(fun(up)) - np.asarray(fun(dn))) / (up[j] - dn[j]))
     return np.stack(cols, axis=1)
 
@@ -92,3 +97,54 @@ def propagate(grad: np.ndarray, covar: np.ndarray) -> float:
     """Standard error ``sqrt(g^T C g)`` of a function with gradient ``grad``."""
     var = float(grad @ covar @ grad)
     return math.sqrt(var) if var >= 0 else math.nan
+
+
+AT_BOUND_SIGMA = 1e-3
+"""A parameter this many (conditional) standard errors from a bound is at it."""
+
+
+def held_parameters(values, lo, hi, gram, redchi) -> np.ndarray:
+    """Varied parameters that the covariance treats as fixed: at a bound, or without effect.
+
+    The rule shared by the core and the batch engine. Parameter ``j`` is at
+    its bound when its distance to the nearer bound is zero or at most
+    ``AT_BOUND_SIGMA * sqrt(redchi / A_jj)`` (``A = J^T J``: a thousandth of
+    its standard error with the others held); it has no effect when its
+    Jacobian column is zero (``A_jj == 0``). Such parameters get stderr NaN;
+    the others get theirs from the covariance of the rest alone.
+
+    Parameters
+    ----------
+    values, lo, hi : ndarray, shape (..., k)
+        Best-fit values and their bounds (``-inf``/``inf`` for none).
+    gram : ndarray, shape (..., k, k)
+        ``J^T J`` at the best fit (unscaled, in the units of `values`).
+    redchi : float or ndarray, shape (...)
+        Reduced chi-square of each fit.
+
+    Returns
+    -------
+    held : ndarray of bool, shape (..., k)
+    """
+    values = np.asarray(values, dtype=float)
+    a = np.diagonal(np.asarray(gram, dtype=float), axis1=-2, axis2=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dist = np.minimum(values - lo, hi - values)
+        scale = AT_BOUND_SIGMA * np.sqrt(np.asarray(redchi, dtype=float)[..., None] / a)
+        at_bound = np.isfinite(dist) & ((dist <= 0.0) | (dist <= scale))
+    return at_bound | (a == 0.0)
+
+
+def covariance_without(jac: np.ndarray, held: np.ndarray) -> np.ndarray | None:
+    """Unscaled covariance of the parameters not `held`; NaN rows and columns for the held.
+
+    None when the remaining columns of ``jac`` (ndata, k) are rank deficient
+    or every parameter is held.
+    """
+    keep = ~np.asarray(held, dtype=bool)
+    sub = covariance_from_jacobian(jac[:, keep]) if keep.any() else None
+    if sub is None:
+        return None
+    cov = np.full((keep.size, keep.size), np.nan)
+    cov[np.ix_(keep, keep)] = sub
+    return cov

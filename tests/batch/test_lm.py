@@ -180,15 +180,45 @@ class Halving(Problem):
         return (1.0 / t**2)[:, :, None]
 
 
-def test_max_nfev_default_and_explicit():
+def test_max_nfev_explicit():
     prob = Halving(np.zeros(1), np.zeros((2, 1)), None)
-    res = solve(prob.resid, np.ones((2, 1)), jac=prob.jac)
-    np.testing.assert_array_equal(res.status, Status.MAX_NFEV)
-    np.testing.assert_array_equal(res.nfev, 200 * (1 + 1))
     res = solve(prob.resid, np.ones((2, 1)), jac=prob.jac, max_nfev=7)
+    np.testing.assert_array_equal(res.status, Status.MAX_NFEV)
     np.testing.assert_array_equal(res.nfev, 7)
     res = solve(prob.resid, np.ones((2, 1)), max_nfev=7)  # finite differences
     assert (res.status == Status.MAX_NFEV).all() and (res.nfev <= 7 + 1).all()
+
+
+def test_runaway_parameters_stall_early():
+    """theta grows without end as the model flattens: STALLED early, not at max_nfev."""
+    prob = Halving(np.zeros(1), np.zeros((2, 1)), None)
+    res = solve(prob.resid, np.ones((2, 1)), jac=prob.jac)
+    np.testing.assert_array_equal(res.status, Status.STALLED)
+    assert (res.nfev < 100).all() and (np.abs(res.theta) > 1e3).all()
+
+
+def test_step_failing_under_maximal_damping_stalls():
+    """A Jacobian of the wrong sign: every step goes uphill, the damping grows to its cap."""
+    prob, start = make(Decay, 3, seed=14)
+    start[:] = 0.0  # |theta| = 0: the xtol test cannot end it
+    res = solve(lambda t, i: np.tile(np.arange(1.0, 4.0), (len(i), 1)) + t.sum(1)[:, None],
+                start, jac=lambda t, i, r: -np.ones((len(i), 3, 3)))
+    np.testing.assert_array_equal(res.status, Status.STALLED)
+    assert (res.nfev < 100).all()
+    np.testing.assert_array_equal(res.theta, start)
+
+
+def test_flat_model_stalls():
+    """A peak far outside the data: every column of J is zero, the cost is not."""
+    x = np.linspace(-5, 5, 30)
+
+    def resid(t, i):
+        return t[:, :1] * np.exp(-0.5 * (x - t[:, 1:2]) ** 2) - 1.0
+
+    for jac in (None, lambda t, i, r: np.zeros((len(i), x.size, 2))):
+        res = solve(resid, np.array([[1.0, 200.0], [1.0, -300.0]]), jac=jac)
+        np.testing.assert_array_equal(res.status, Status.STALLED)
+        assert (res.niter == 0).all()
 
 
 def test_bad_start_and_failing_model_are_model_errors():

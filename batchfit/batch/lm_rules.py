@@ -1,0 +1,212 @@
+"""The pure rules of the batched Levenberg-Marquardt: gain ratio, damping, stopping.
+
+Every function here works elementwise on per-curve arrays and has no state;
+:mod:`batchfit.batch.lm` gives the equations and the references.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from batchfit.status import Status
+
+__all__ = [
+    "ACCEPT_RATIO",
+    "FLAT_RTOL",
+    "MAX_FAIL",
+    "MU_MAX",
+    "MU_MIN",
+    "MU_STALL",
+    "MU_START",
+    "RUNAWAY",
+    "Tolerances",
+    "TrialReport",
+    "check_linearization",
+    "check_termination",
+    "gain_ratio",
+    "update_damping",
+]
+
+EPS = float(np.finfo(np.float64).eps)
+MU_START = 1e-3
+"""Initial damping, relative to the squared column scales."""
+MU_MIN, MU_MAX = 1e-15, 1e100
+MU_STALL = 1e8
+"""A step rejected at this damping (steps 1e-8 of the scaled gradient step) means
+the cost no longer follows its linear model: STALLED, not MINPACK's "converged"."""
+NU_MAX = 1e10
+ACCEPT_RATIO = 1e-4
+"""A step is taken when actual/predicted reduction reaches this (MINPACK's p0001)."""
+MAX_FAIL = 10
+"""Consecutive non-finite trial residuals after which a curve is a MODEL_ERROR."""
+RUNAWAY = 1e10
+"""A parameter beyond ``RUNAWAY * max(|start|, 1)`` is running away: STALLED."""
+FLAT_RTOL = 1e-16
+"""Squared column norm below this fraction of its running maximum counts as zero."""
+GO_ON = -1
+"""Status value of a curve that keeps iterating."""
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """Stopping tolerances (MINPACK's meaning) and the evaluation budget."""
+
+    ftol: float
+    xtol: float
+    gtol: float
+    max_nfev: int
+    max_iter: int
+
+    @classmethod
+    def make(cls, ftol: float, xtol: float, gtol: float, max_nfev: int) -> Tolerances:
+        """Tolerances below machine epsilon raised to it; the iteration guard from `max_nfev`."""
+        return cls(max(float(ftol), EPS), max(float(xtol), EPS), max(float(gtol), EPS),
+                   int(max_nfev), 4 * int(max_nfev) + 100)
+
+
+@dataclass(frozen=True)
+class TrialReport:
+    """What one damped step did, per curve (length-m arrays).
+
+    ``actred``, ``prered`` and ``ratio`` are NaN where no trial was evaluated.
+    """
+
+    actred: np.ndarray  # actual relative reduction 1 - cost_t / cost
+    prered: np.ndarray  # predicted relative reduction
+    ratio: np.ndarray  # gain ratio actred / prered
+    step_norm: np.ndarray  # |D p|
+    x_norm: np.ndarray  # |D theta|
+    finite: np.ndarray  # the trial cost was finite
+    accepted: np.ndarray
+    runaway: np.ndarray  # parameters non-finite or beyond RUNAWAY
+    mu: np.ndarray  # damping after the update
+    nfev: np.ndarray
+    niter: np.ndarray
+    nfail: np.ndarray
+
+
+def gain_ratio(cost: np.ndarray, cost_trial: np.ndarray, pred: np.ndarray):
+    """Relative actual and predicted reductions and their ratio (MINPACK ``lmder``).
+
+    Parameters
+    ----------
+    cost, cost_trial : ndarray, shape (m,)
+        Cost at the current and at the trial point.
+    pred : ndarray, shape (m,)
+        Reduction predicted by the linear model, ``|r|^2 - |r + J p|^2``.
+
+    Returns
+    -------
+    actred, prered, ratio : ndarray, shape (m,)
+        ``actred = 1 - cost_trial / cost`` (-1 when the trial is 10 times
+        worse or not finite), ``prered = pred / cost`` and ``actred /
+        prered`` (0 when ``prered <= 0``).
+    """
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        actred = np.where(cost_trial < 100.0 * cost, 1.0 - cost_trial / cost, -1.0)
+        prered = pred / cost
+        ratio = np.where(prered > 0.0, actred / prered, 0.0)
+    return actred, prered, ratio
+
+
+def update_damping(mu: np.ndarray, nu: np.ndarray, accepted: np.ndarray, ratio: np.ndarray):
+    """Nielsen's damping update (Madsen, Nielsen & Tingleff 2004, eq. 2.21).
+
+    Accepted: ``mu *= max(1/3, 1 - (2 ratio - 1)^3)``, ``nu = 2``; rejected:
+    ``mu *= nu``, ``nu *= 2``. ``mu`` is kept in ``[MU_MIN, MU_MAX]``.
+
+    Parameters
+    ----------
+    mu, nu : ndarray, shape (m,)
+        Current damping and growth factor.
+    accepted : ndarray of bool, shape (m,)
+    ratio : ndarray, shape (m,)
+        Gain ratio of the step (read where accepted only).
+
+    Returns
+    -------
+    mu, nu : ndarray, shape (m,)
+        New arrays; the inputs are not modified.
+    """
+    with np.errstate(invalid="ignore"):
+        t = 2.0 * np.where(accepted, ratio, 1.0) - 1.0
+        shrink = np.maximum(1.0 / 3.0, 1.0 - t * t * t)
+    mu = np.clip(np.where(accepted, mu * shrink, mu * nu), MU_MIN, MU_MAX)
+    nu = np.where(accepted, 2.0, np.minimum(2.0 * nu, NU_MAX))
+    return mu, nu
+
+
+def check_termination(t: TrialReport, tol: Tolerances) -> np.ndarray:
+    """Status of each curve after a damped step; ``GO_ON`` (-1) to keep going.
+
+    In order of precedence: STALLED when parameters run away (non-finite, or
+    beyond ``RUNAWAY * max(|theta0|, 1)``) or a step was rejected under
+    maximal damping (``mu >= MU_STALL``: the cost is flat where its linear
+    model says it should fall); CONVERGED by MINPACK's ``ftol`` test (actual
+    and predicted relative reductions at most ``ftol``, ratio at most 2) or
+    ``xtol`` test (``|D p| <= xtol |D theta|``) on a finite trial; MODEL_ERROR
+    after ``MAX_FAIL`` non-finite trials in a row; MAX_NFEV when the
+    evaluation (or iteration) budget is spent.
+
+    Parameters
+    ----------
+    t : TrialReport
+    tol : Tolerances
+
+    Returns
+    -------
+    status : ndarray of int8, shape (m,)
+    """
+    with np.errstate(invalid="ignore"):
+        ftol = (np.abs(t.actred) <= tol.ftol) & (t.prered <= tol.ftol) & (t.ratio <= 2.0)
+        xtol = t.step_norm <= tol.xtol * t.x_norm
+    conv = t.finite & (ftol | xtol)
+    stall = t.runaway | (t.finite & ~t.accepted & (t.mu >= MU_STALL))
+    spent = (t.nfev >= tol.max_nfev) | (t.niter >= tol.max_iter)
+    status = np.full(t.mu.shape, GO_ON, dtype=np.int8)
+    for code, hit in ((Status.MAX_NFEV, spent), (Status.MODEL_ERROR, t.nfail >= MAX_FAIL),
+                      (Status.CONVERGED, conv), (Status.STALLED, stall)):
+        status[hit] = code  # later entries take precedence
+    return status
+
+
+def check_linearization(cost: np.ndarray, g: np.ndarray, cn2: np.ndarray, d2: np.ndarray,
+                        free: np.ndarray, jac_ok: np.ndarray, gtol: float) -> np.ndarray:
+    """Status of each curve at a new linearization point; ``GO_ON`` (-1) to keep going.
+
+    In order of precedence: MODEL_ERROR for a non-finite Jacobian; CONVERGED
+    for a zero cost; STALLED when the model went flat (every squared column
+    norm at most ``FLAT_RTOL`` times its running maximum); CONVERGED by
+    MINPACK's ``gtol`` test on the free parameters (the cosine between the
+    residual and each free column at most `gtol`; a curve whose parameters
+    are all held at a bound passes it).
+
+    Parameters
+    ----------
+    cost : ndarray, shape (m,)
+    g : ndarray, shape (m, k)
+        ``J^T r``.
+    cn2, d2 : ndarray, shape (m, k)
+        Squared column norms of ``J`` now, and their running maximum.
+    free : ndarray of bool, shape (m, k)
+        Parameters not held at a bound.
+    jac_ok : ndarray of bool, shape (m,)
+        The Jacobian and ``J^T r`` are finite.
+    gtol : float
+
+    Returns
+    -------
+    status : ndarray of int8, shape (m,)
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cos = np.abs(g) / np.sqrt(cn2 * cost[:, None])
+    cos[(cn2 == 0.0) | ~free] = 0.0
+    flat = np.all(cn2 <= FLAT_RTOL * d2, axis=1)
+    status = np.full(cost.shape, GO_ON, dtype=np.int8)
+    for code, hit in ((Status.CONVERGED, np.max(cos, axis=1, initial=0.0) <= gtol),
+                      (Status.STALLED, flat), (Status.CONVERGED, cost == 0.0),
+                      (Status.MODEL_ERROR, ~jac_ok)):
+        status[hit] = code  # later entries take precedence
+    return status

@@ -1,0 +1,219 @@
+"""State of the active curves of the batched Levenberg-Marquardt, and its damped step.
+
+The equations are in :mod:`batchfit.batch.lm`. Here: the explicit state (a
+dataclass of per-curve arrays), the linearization update and the projected,
+scaled, damped step with its active set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from batchfit.batch.linalg import cho_solve_t, cholesky_t
+from batchfit.batch.lm_rules import MU_START
+from batchfit.status import Status
+
+__all__ = ["LMOutput", "LMState", "Step", "damped_step", "free_mask", "linearize"]
+
+
+@dataclass
+class LMState:
+    """Per-curve arrays of the ``m`` curves still iterating (``k`` parameters).
+
+    Attributes
+    ----------
+    idx : ndarray of int, shape (m,)
+        Curve indices (rows of the caller's problem and of the output).
+    theta : ndarray, shape (m, k)
+        Current point (always inside ``[lo, hi]``).
+    cost : ndarray, shape (m,)
+    a : ndarray, shape (m, k, k)
+        ``J^T J`` at `theta`.
+    g : ndarray, shape (m, k)
+        ``J^T r`` at `theta`.
+    cn2 : ndarray, shape (m, k)
+        Squared column norms of ``J`` at `theta` (the diagonal of `a`).
+    d2 : ndarray, shape (m, k)
+        Squared scales ``D^2``: running maximum of `cn2` (MINPACK's ``diag``).
+    mu, nu : ndarray, shape (m,)
+        Damping and its growth factor.
+    nfail : ndarray of int32, shape (m,)
+        Consecutive trials with a non-finite cost.
+    lo, hi : ndarray, shape (m, k)
+        Bounds (``-inf``/``inf`` when absent).
+    ref : ndarray, shape (m, k)
+        ``max(|theta0|, 1)``, the yardstick of a runaway parameter.
+    """
+
+    idx: np.ndarray
+    theta: np.ndarray
+    cost: np.ndarray
+    a: np.ndarray
+    g: np.ndarray
+    cn2: np.ndarray
+    d2: np.ndarray
+    mu: np.ndarray
+    nu: np.ndarray
+    nfail: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    ref: np.ndarray
+
+    @classmethod
+    def start(cls, idx, theta, cost, lo, hi) -> LMState:
+        """State at the starting points (the linearization is filled by :func:`linearize`)."""
+        m, k = theta.shape
+        return cls(idx=idx, theta=theta, cost=cost, a=np.empty((m, k, k)), g=np.empty((m, k)),
+                   cn2=np.empty((m, k)), d2=np.zeros((m, k)), mu=np.full(m, MU_START),
+                   nu=np.full(m, 2.0), nfail=np.zeros(m, dtype=np.int32), lo=lo, hi=hi,
+                   ref=np.maximum(np.abs(theta), 1.0))
+
+    @property
+    def size(self) -> int:
+        """Number of curves."""
+        return self.idx.shape[0]
+
+    def take(self, keep: np.ndarray) -> LMState:
+        """The curves selected by `keep` (bool mask or indices), as a new state."""
+        return LMState(**{f.name: getattr(self, f.name)[keep] for f in fields(self)})
+
+    def join(self, other: LMState) -> LMState:
+        """This state's curves followed by `other`'s."""
+        return LMState(**{f.name: np.concatenate([getattr(self, f.name),
+                                                  getattr(other, f.name)])
+                          for f in fields(self)})
+
+
+@dataclass
+class LMOutput:
+    """Result arrays for all curves, written as curves stop."""
+
+    theta: np.ndarray
+    cost: np.ndarray
+    nfev: np.ndarray
+    status: np.ndarray
+    niter: np.ndarray
+    resid: np.ndarray | None
+    gram: np.ndarray | None
+    keep_resid: bool
+    jac: np.ndarray | None = None
+
+    @classmethod
+    def allocate(cls, n: int, k: int, gram: bool, resid: bool) -> LMOutput:
+        """Arrays for `n` curves of `k` parameters; keep ``J^T J`` and residuals if asked."""
+        return cls(theta=np.empty((n, k)), cost=np.empty(n), nfev=np.zeros(n, dtype=np.int32),
+                   status=np.full(n, Status.NOT_RUN, dtype=np.int8),
+                   niter=np.zeros(n, dtype=np.int32), resid=None,
+                   gram=np.full((n, k, k), np.nan) if gram else None, keep_resid=resid)
+
+    def start(self, idx, theta, r, cost) -> None:
+        """Record the starting evaluation of curves `idx`."""
+        if self.keep_resid and self.resid is None:
+            self.resid = np.empty((self.theta.shape[0], r.shape[1]))
+        if self.resid is not None:
+            self.resid[idx] = r
+        self.theta[idx], self.cost[idx], self.nfev[idx] = theta, cost, 1
+        self.status[idx] = Status.MODEL_ERROR  # until the curve iterates and stops
+
+    def fields(self) -> tuple:
+        """``theta, cost, nfev, status, niter, jac, resid, gram`` (resid never None)."""
+        resid = self.resid if self.resid is not None else np.empty((self.theta.shape[0], 0))
+        return (self.theta, self.cost, self.nfev, self.status, self.niter, self.jac, resid,
+                self.gram)
+
+
+def free_mask(theta, g, lo, hi) -> np.ndarray:
+    """Parameters not held at a bound: the active set is those at a bound whose
+    descent direction ``-g`` points out of the box.
+    """
+    return ~(((theta <= lo) & (g > 0.0)) | ((theta >= hi) & (g < 0.0)))
+
+
+def linearize(state: LMState, rows, a: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Store ``J^T J`` and ``J^T r`` for `rows` of `state`; update the scales.
+
+    Returns
+    -------
+    ok : ndarray of bool
+        Both are finite.
+    """
+    cn2 = np.diagonal(a, axis1=1, axis2=2).copy()
+    d2 = np.maximum(state.d2[rows], cn2)
+    state.a[rows], state.g[rows], state.cn2[rows] = a, g, cn2
+    state.d2[rows] = np.where(d2 > 0.0, d2, 1.0)
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(a).all(axis=(1, 2)) & np.isfinite(g).all(axis=1)
+
+
+@dataclass(frozen=True)
+class Step:
+    """A damped step for every curve of a state."""
+
+    trial: np.ndarray  # (m, k) theta + p, projected onto the box
+    step_norm: np.ndarray  # |D p|
+    pred: np.ndarray  # predicted reduction |r|^2 - |r + J p|^2
+    ok: np.ndarray  # the damped system was positive definite
+
+
+def damped_step(state: LMState) -> Step:
+    """Solve ``(A_F + mu D_F^2) p_F = -g_F`` over the free set; project onto the box.
+
+    The k x k algebra runs on batch-last copies, so every operation is on
+    contiguous length-m vectors and sums over k are explicit sequential loops:
+    a curve's numbers never depend on the other curves.
+    """
+    free = free_mask(state.theta, state.g, state.lo, state.hi).T  # (k, m)
+    dinv = 1.0 / np.sqrt(state.d2.T)  # (k, m)
+    # Always a copy: for one curve the transpose is already contiguous, and
+    # ascontiguousarray would return a view, scaling state.a in place.
+    scaled = np.array(state.a.transpose(1, 2, 0), order="C")
+    scaled *= dinv[:, None, :]
+    scaled *= dinv[None, :, :]
+    if not free.all():  # frozen rows and columns become mu * identity: p_j = 0
+        scaled *= free[:, None, :] & free[None, :, :]
+    diag = np.arange(scaled.shape[0])
+    scaled[diag, diag] += state.mu
+    gs = state.g.T * dinv * free
+    low, ok = cholesky_t(scaled)
+    ps = cho_solve_t(low, gs)
+    np.negative(ps, out=ps)
+    pnorm2 = _dot_t(ps, ps)
+    pred = state.mu * pnorm2 - _dot_t(ps, gs)  # = |r|^2 - |r + J p|^2
+    p = (ps * dinv).T
+    free_step = state.theta + p
+    trial = np.clip(free_step, state.lo, state.hi)
+    clipped = np.flatnonzero(np.any(trial != free_step, axis=1) & ok)
+    step_norm = np.sqrt(pnorm2)
+    if clipped.size:
+        _projected(state, trial, clipped, step_norm, pred)
+    return Step(trial, step_norm, pred, ok)
+
+
+def _projected(state: LMState, trial, rows, step_norm, pred) -> None:
+    """Step norm and predicted reduction of the projected step, for `rows` (in place).
+
+    With ``p`` the clipped step: ``pred = -2 g.p - p^T A p``.
+    """
+    p = (trial[rows] - state.theta[rows]).T  # (k, r)
+    a = state.a[rows].transpose(1, 2, 0)  # (k, k, r)
+    ap = _matvec_t(a, p)
+    step_norm[rows] = np.sqrt(_dot_t(p * p, state.d2[rows].T))
+    pred[rows] = -2.0 * _dot_t(state.g[rows].T, p) - _dot_t(p, ap)
+
+
+def _matvec_t(a: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``A v`` for batch-last (k, k, m) and (k, m), summed in a fixed order."""
+    out = a[:, 0] * v[0]
+    for j in range(1, v.shape[0]):
+        out += a[:, j] * v[j]
+    return out
+
+
+def _dot_t(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Column dot products of (k, m) arrays, summed in a fixed order."""
+    out = u[0] * v[0]
+    for j in range(1, u.shape[0]):
+        out += u[j] * v[j]
+    return out
