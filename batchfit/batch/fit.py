@@ -13,7 +13,7 @@ import warnings
 
 import numpy as np
 
-from batchfit.batch import lm
+from batchfit.batch import lm, pixels
 from batchfit.batch.layout import Layout
 from batchfit.batch.linalg import covariance_from_gram
 from batchfit.batch.result import BatchResult
@@ -46,7 +46,11 @@ def fit_batch(model, params, x, y, sigma=None, mask=None, init=None, guess=False
     mask : array_like of bool, shape (n_fits,), optional
         True = fit; False gives status ``masked``.
     init : mapping of str -> array (n_fits,), optional
-        Per-curve starting values; they override ``guess`` and the template.
+        Per-curve settings (see :mod:`batchfit.batch.pixels`): ``<name>``
+        values (starting values; held values where fixed), ``<name>_min``,
+        ``<name>_max`` bounds and ``<name>_vary`` flags; NaN keeps the
+        template's. Values override ``guess`` and the template. Other keys
+        are ignored.
     guess : bool
         Start from ``model.guess(y, x)`` where it gives finite values.
     max_nfev : int, optional
@@ -73,21 +77,25 @@ def fit_batch(model, params, x, y, sigma=None, mask=None, init=None, guess=False
     InputError
         Wrong shapes.
     ParameterError, ExpressionError, ModelError
-        An invalid template, or one that misses model parameters.
+        An invalid template, or one that misses model parameters; per-curve
+        ``min > max`` (naming the first such curve).
     """
-    layout = Layout(params, symtable)
+    per = pixels.split(params, init)
+    layout = Layout(pixels.template(params, per), symtable)
     _check_model(model, layout)
     _check_cost(cost, sigma)
     x, y, w = _prepare_data(x, y, sigma)
     n = y.shape[0]
-    starts = layout.starting_values(n, _overrides(model, x, y, guess, init))
+    starts = pixels.starting_values(params, layout.var_names, n, _guesses(model, x, y, guess),
+                                    per)
+    curves = pixels.settings(params, layout.var_names, per, starts)
     result = BatchResult.empty(layout.names, layout.var_names, n, covar)
-    todo = _classify(y, w, mask, layout.nvar, result, cost)
+    todo = _classify(y, w, mask, curves.nvary, result, cost)
     if todo.size:
         name = "lm" if engine == "lm" else engine_name(engine)
         runner = _fit_lm if name == "lm" else _fit_loop
         runner(model, layout, x, _rows(y, todo), _rows(w, todo), _rows(starts, todo), result, todo,
-               max_nfev=max_nfev, ftol=ftol, xtol=xtol, engine=name,
+               max_nfev=max_nfev, ftol=ftol, xtol=xtol, engine=name, curves=curves.take(todo),
                scale_covar=bool(scale_covar) and cost == "chisqr", cost=cost)
     return result
 
@@ -141,7 +149,7 @@ def _prepare_data(x, y, sigma):
     return x, np.where(w > 0, y, 0.0), w
 
 
-def _overrides(model, x, y, guess, init):
+def _guesses(model, x, y, guess):
     out = []
     if guess:
         yg = np.where(np.isfinite(y), y, np.nan)
@@ -150,12 +158,10 @@ def _overrides(model, x, y, guess, init):
                 out.append(model.guess(yg, x))
         except Exception as exc:  # a user model without a guess
             raise ModelError(f"guess=True but the model cannot guess: {exc}") from None
-    if init is not None:
-        out.append(dict(init))
     return out
 
 
-def _classify(y, w, mask, nvar, result, cost="chisqr"):
+def _classify(y, w, mask, nvary, result, cost="chisqr"):
     """Mark masked and bad-data curves in ``result``; return indices to fit.
 
     For ``cost='poisson'`` a curve with a negative count is bad data too.
@@ -173,11 +179,11 @@ def _classify(y, w, mask, nvar, result, cost="chisqr"):
         quiet = warnings.catch_warnings(action="ignore", category=RuntimeWarning)
         with np.errstate(all="ignore"), quiet:
             span = np.nanmax(yu, axis=1) - np.nanmin(yu, axis=1)
-    bad = (ndata < max(nvar, 1)) | ~(span > 0)
+    bad = (ndata < np.maximum(nvary, 1)) | ~(span > 0)
     if cost == "poisson":
         bad |= ((y < 0) & (w > 0)).any(axis=1)
     result.ndata[:] = np.where(fit, ndata, 0)
-    result.nfree[:] = np.where(fit, ndata - nvar, 0)
+    result.nfree[:] = np.where(fit, ndata - nvary, 0)
     result.status[:] = np.where(~fit, Status.MASKED, np.where(bad, Status.BAD_DATA,
                                                                Status.NOT_RUN))
     return np.flatnonzero(fit & ~bad)
@@ -349,23 +355,22 @@ def _probe_values(model, layout):
 
 
 def _fit_lm(model, layout, x, y, w, starts, result, todo, *, max_nfev, ftol, xtol, engine,
-            scale_covar=True, cost="chisqr"):
+            curves, scale_covar=True, cost="chisqr"):
     prob = _Problem(model, layout, x, y, w, cost)
-    opts = {"scale_covar": scale_covar, "cost_kind": cost}
+    opts = {"scale_covar": scale_covar, "cost_kind": cost, "curves": curves}
     if layout.nvar == 0:
         _store_fixed(prob, starts, result, todo, opts)
         return
-    bounds = layout.bounds
-    out = lm.solve(None, starts, evaluate=prob.evaluate, lower=bounds.lo, upper=bounds.hi,
+    lo, hi = curves.lower, curves.upper
+    out = lm.solve(None, starts, evaluate=prob.evaluate, lower=lo, upper=hi,
                    ftol=ftol, xtol=xtol, max_nfev=max_nfev, block_size=block_size(x.size),
                    return_jac=False, return_gram=True, return_resid=False)
     gram = out.gram_at_solution
     nfree = result.nfree[todo]
     with np.errstate(all="ignore"):
         redchi = np.where(nfree > 0, out.cost / nfree, np.nan)
-    held = held_parameters(out.theta, bounds.lo, bounds.hi, gram,
-                           redchi if scale_covar else 1.0)
-    cov = covariance_from_gram(gram, exclude=held)
+    held = held_parameters(out.theta, lo, hi, gram, redchi if scale_covar else 1.0)
+    cov = covariance_from_gram(gram, exclude=held | curves.pinned)
     _store(layout, out.theta, out.cost, out.nfev, out.status, cov, result, todo, held, **opts)
 
 
@@ -392,7 +397,7 @@ def _store_fixed(prob, theta0, result, todo, opts):
 
 
 def _store(layout, theta, cost, nfev, status, cov, result, todo, held=None, *,
-           scale_covar=True, cost_kind="chisqr"):
+           curves, scale_covar=True, cost_kind="chisqr"):
     """Write the fitted curves' values, errors and statistics into ``result``."""
     ext = theta
     nfree = result.nfree[todo]
@@ -405,7 +410,7 @@ def _store(layout, theta, cost, nfev, status, cov, result, todo, held=None, *,
     result.nfev[todo] = nfev
     result.chisqr[todo] = np.where(ok, cost, np.nan)
     result.redchi[todo] = np.where(ok, redchi, np.nan)
-    aic, bic = information_criteria(cost, result.ndata[todo], layout.nvar, cost_kind)
+    aic, bic = information_criteria(cost, result.ndata[todo], curves.nvary, cost_kind)
     result.aic[todo] = np.where(ok, aic, np.nan)
     result.bic[todo] = np.where(ok, bic, np.nan)
     cov_ext = cov * (redchi if scale_covar else np.ones_like(redchi))[:, None, None]
@@ -414,6 +419,10 @@ def _store(layout, theta, cost, nfev, status, cov, result, todo, held=None, *,
     for name in layout.names:
         v = np.broadcast_to(np.asarray(vals[name], dtype=float).reshape(-1), (len(todo),))
         result.values[name][todo] = np.where(ok, v, np.nan)
+    if curves.pinned.any():  # held fixed in these curves: no uncertainty, as in the core
+        pin = curves.pinned & ok[:, None]
+        cov_ext[pin[:, :, None] | pin[:, None, :]] = 0.0
+        held = pin if held is None else held | pin
     _store_stderr(layout, ext, cov_ext, (ok, held), result, todo)
     if result.covar is not None:
         result.covar[todo] = cov_ext
@@ -437,7 +446,7 @@ def _store_stderr(layout, ext, cov_ext, ok_held, result, todo):
 
 
 def _fit_loop(model, layout, x, y, w, starts, result, todo, *, max_nfev, ftol, xtol, engine,
-              scale_covar=True, cost="chisqr"):
+              curves, scale_covar=True, cost="chisqr"):
     """The slow reference path: one core Minimizer per curve."""
     params = layout.params.copy()
     kws = {"max_nfev": max_nfev} if (max_nfev and engine == "leastsq") else {}
@@ -451,8 +460,7 @@ def _fit_loop(model, layout, x, y, w, starts, result, todo, *, max_nfev, ftol, x
             f = model(xi, **{q: p[q].value for q in model.param_names})
             return f if cost == "poisson" else (yi - f) * wi
 
-        for j, name in enumerate(layout.var_names):
-            params[name].value = float(starts[i, j])
+        pixels.set_curve(params, layout.var_names, starts[i], curves, i)
         try:
             fitter = Minimizer(residual, params, scale_covar=scale_covar, cost=cost,
                                counts=yi if cost == "poisson" else None)
@@ -460,10 +468,10 @@ def _fit_loop(model, layout, x, y, w, starts, result, todo, *, max_nfev, ftol, x
         except FitError:
             result.status[row] = Status.MODEL_ERROR
             continue
-        _store_one(fitter, layout, result, row)
+        _store_one(fitter, result, row)
 
 
-def _store_one(fitter, layout, result, row):
+def _store_one(fitter, result, row):
     ok = bool(fitter.success)
     result.status[row] = Status.CONVERGED if ok else Status.MAX_NFEV
     result.success[row] = ok
@@ -476,4 +484,6 @@ def _store_one(fitter, layout, result, row):
         result.values[name][row] = par.value
         result.stderr[name][row] = np.nan if par.stderr is None else par.stderr
     if result.covar is not None and fitter.covar is not None:
-        result.covar[row] = fitter.covar
+        cols = [result.var_names.index(v) for v in fitter.var_names]
+        result.covar[row] = 0.0  # parameters held fixed in this curve
+        result.covar[row][np.ix_(cols, cols)] = fitter.covar

@@ -14,9 +14,10 @@ import json
 import numpy as np
 import xarray as xr
 
-from batchfit.batch import fit_batch
+from batchfit.batch import fit_batch, pixels
 from batchfit.errors import InputError
 from batchfit.stack.layout import ResultLayout
+from batchfit.stack.pixel_init import pixel_init
 from batchfit.status import Status
 
 FIELD_DIM = "_field"
@@ -63,8 +64,11 @@ def fit(
     guess : bool
         Start each pixel from the model's vectorized ``guess``.
     init : Mapping or xr.Dataset, optional
-        Per-pixel starting values: parameter name -> DataArray over pixel dims
-        (an earlier result Dataset works). Overrides guess and template values.
+        Per-pixel settings, each a DataArray over (some of) the pixel dims:
+        ``<name>`` a value (the start, or the held value where the parameter
+        is fixed), ``<name>_min`` / ``<name>_max`` bounds, ``<name>_vary``
+        (bool); NaN keeps the template's. Other variables are ignored, so an
+        earlier result Dataset works. See :mod:`batchfit.batch.pixels`.
     max_nfev : int, optional
         Maximum function evaluations per pixel.
     covar : bool
@@ -89,9 +93,12 @@ def fit(
     InputError
         ``dim`` is not a dim of ``da``, or ``sigma`` / ``mask`` / ``init`` do not
         fit its shape.
+    ParameterError
+        Per-pixel ``min > max`` (naming the first pixel by its coordinates).
     """
     _check_dim(da, dim)
-    layout = ResultLayout.from_params(params, covar)
+    init = pixel_init(params, init, da, dim) if init is not None else None
+    layout = ResultLayout.from_params(pixels.template(params, pixels.split(params, init)), covar)
     x = np.asarray(da[dim].values if dim in da.coords else np.arange(da.sizes[dim]), float)
     data = _single_chunk_along(da, dim)
     args, spec = _extra_args(da, dim, sigma, mask, init, layout)
@@ -135,10 +142,9 @@ def _extra_args(da, dim, sigma, mask, init, layout) -> tuple[list, dict]:
         spec["sigma_scalar"] = float(sigma)
     if mask is not None:
         args.append(_pixel_array(mask, dim, "mask").astype(bool))
-    if init is not None:
-        names = [n for n in layout.names if n in init]
-        spec["init_names"] = tuple(names)
-        args.extend(_pixel_array(init[n], dim, f"init[{n!r}]") for n in names)
+    if init:
+        spec["init_names"] = tuple(init)
+        args.extend(init.values())
     return args, spec
 
 
