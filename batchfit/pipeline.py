@@ -21,15 +21,17 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from batchfit.batch import pixels
 from batchfit.config import JobConfig
 from batchfit.core import Parameters
-from batchfit.errors import InputError, StoreError
+from batchfit.errors import BatchfitError, InputError, StoreError
 from batchfit.models import Model
 from batchfit.stack import refit, store
 from batchfit.stack.chunking import choose_chunks, task_budget
 from batchfit.stack.cluster import worker_memory
 from batchfit.stack.inputs import open_input, variable
 from batchfit.stack.layout import ResultLayout
+from batchfit.stack.pixel_init import pixel_init
 from batchfit.stack.store import ChunkGrid
 from batchfit.stack.task import FitOptions, InputRef, TaskSpec, fit_chunk
 from batchfit.status import Status
@@ -97,13 +99,27 @@ def plan(config: JobConfig, workers: int | None = None, scheduler: str | None = 
     _check_aux(ds, data, inp)
     model = config.build_model()
     params = config.build_params(model)
-    layout = ResultLayout.from_params(params, config.output.covariance)
+    per = _check_init(config, params, data)
+    layout = ResultLayout.from_params(pixels.template(params, per), config.output.covariance)
     dims = tuple(d for d in data.dims if d != inp.fit_dim)
     budget = task_budget(*worker_memory(config.cluster, workers, scheduler))
     chunks = choose_chunks(data, inp.fit_dim, len(layout.var_names), inp.chunks,
                            budget=budget, n_inputs=2 if inp.sigma else 1)
     grid = ChunkGrid(dims, tuple(data.sizes[d] for d in dims), chunks)
     return Plan(config, data, model, params, layout, grid)
+
+
+def _check_init(config: JobConfig, params: Parameters, data: xr.DataArray) -> dict:
+    """Check the ``init`` store's per-pixel settings against the input (before any write)."""
+    if config.init is None:
+        return {}
+    earlier = store.open_results(config.init)
+    try:
+        found = pixel_init(params, earlier.data_vars, data, config.input.fit_dim)
+    except BatchfitError as exc:
+        text = str(exc).removeprefix("init: ")
+        raise InputError(f"init: store {str(config.init)!r}: {text}") from None
+    return pixels.split(params, found)
 
 
 def _check_aux(ds, data, inp) -> None:

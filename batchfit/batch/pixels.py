@@ -16,8 +16,10 @@ Keys that are not of these forms are ignored, so an earlier result (with its
 name always means a value (a parameter named ``a_min`` is a value key).
 
 The batch engine fits one set of columns for all curves: every parameter
-that varies in some curve, or has per-curve values while the template fixes
-it, becomes a column; a curve where it is fixed pins it by its bounds
+the template varies, or that has ``<name>_vary`` per curve, is a column (the
+values of a parameter the template fixes apply only with its ``_vary``, so
+an earlier result's values start the varied parameters and nothing else);
+a curve where a column is fixed pins it by its bounds
 (``min == max == value``), which is what the core does with ``min == max``.
 Its stderr there is 0 (fixed), and it counts in neither ``nvarys`` nor the
 covariance. Settings are validated like the template: a curve where
@@ -78,11 +80,11 @@ def template(params: Parameters, per: Mapping[str, Mapping[str, object]]) -> Par
     """The template the engine fits: parameters that vary in some curve become varied.
 
     A parameter fixed by the template becomes a column when per-curve
-    ``_vary`` or values are given for it; the curves where it stays fixed pin it.
+    ``_vary`` is given for it; the curves where it stays fixed pin it (at
+    its per-curve value, if given).
     """
     promoted = [name for name, kinds in per.items()
-                if params[name].expr is None and not params[name].varies
-                and ("vary" in kinds or "value" in kinds)]
+                if params[name].expr is None and not params[name].varies and "vary" in kinds]
     if not promoted:
         return params
     out = params.copy()

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from batchfit.batch import pixels
 from batchfit.core import Parameters
 from batchfit.models import Model
 from batchfit.stack import store
@@ -155,7 +156,7 @@ def fit_chunk(task: TaskSpec) -> dict:
         ``{"index", "pixels", "fitted", "counts": {status code: n}}``.
     """
     inputs = read_inputs(task)
-    res = fit_region(task, inputs, mask=inputs.mask, init=_init_region(task, inputs.params),
+    res = fit_region(task, inputs, mask=inputs.mask, init=init_region(task, inputs.params),
                      guess=task.fit.guess)
     store.write_region(task.output, res, task.slices)
     codes = np.bincount(res["status"].values.ravel().astype(np.int64), minlength=len(Status))
@@ -168,10 +169,14 @@ def fit_chunk(task: TaskSpec) -> dict:
     return summary
 
 
-def _init_region(task: TaskSpec, params: Parameters) -> dict[str, xr.DataArray] | None:
-    """The task's region of the ``init`` store's values of ``params``, or None."""
+def init_region(task: TaskSpec, params: Parameters) -> dict[str, xr.DataArray] | None:
+    """The task's region of the ``init`` store's per-pixel settings, or None.
+
+    The variables ``<name>`` (values), ``<name>_min``, ``<name>_max`` and
+    ``<name>_vary`` of the parameters (:mod:`batchfit.batch.pixels`).
+    """
     if not task.init:
         return None
     earlier = store.open_results(task.init)
-    names = [n for n in params if n in earlier.data_vars]
-    return {n: load_region(earlier[n], task.slices) for n in names}
+    keys = [k for k in earlier.data_vars if pixels.parse_key(params, str(k))[0] is not None]
+    return {k: load_region(earlier[k], task.slices) for k in keys}
