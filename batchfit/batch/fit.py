@@ -261,12 +261,14 @@ class _Problem:
         with np.errstate(all="ignore"):
             if not self.poisson:
                 return self._weigh(np.subtract(f, y), rows), None
-            return poisson.linearize(f, y, self.w[rows])
+            return poisson.linearize(f, y, None if self.unit_w else self.w[rows])
 
     def cost(self, f, rows):
         """Per-curve cost of model values ``f``: deviance, or sum of squares."""
         if self.poisson:
-            return poisson.deviance(f, self.y[rows], self.w[rows], self.data_term[rows])
+            with np.errstate(all="ignore"):
+                return poisson.deviance(f, self.y[rows], None if self.unit_w else self.w[rows],
+                                        self.data_term[rows])
         r = self._residuals(f, rows)[0]
         return np.where(np.isfinite(r).all(axis=1), np.vecdot(r, r), np.nan)
 

@@ -83,6 +83,8 @@ def deviance(f: np.ndarray, y: np.ndarray, used: np.ndarray | None = None,
              data: np.ndarray | None = None) -> np.ndarray:
     """Poisson deviance of each row of ``f`` against the counts ``y``, shape (m,).
 
+    Call it under ``np.errstate(all='ignore')``: NaN and inf propagate.
+
     Parameters
     ----------
     f, y : ndarray, shape (m, npts)
@@ -94,28 +96,36 @@ def deviance(f: np.ndarray, y: np.ndarray, used: np.ndarray | None = None,
         :func:`data_term` of the rows, when already known.
     """
     fc = clamp(f)
-    with np.errstate(all="ignore"):
-        t = fc - y * np.log(fc)  # y*log(fc) is 0 at y=0: fc >= FLOOR is finite
-        if np.any(f < FLOOR):
-            t += _continuation(f, y)
-        if used is not None:
-            t *= used
-        return 2.0 * t.sum(axis=-1) + (data_term(y, used) if data is None else data)
+    t = np.log(fc)
+    t *= y  # y*log(fc) is 0 at y=0: fc >= FLOOR is finite
+    np.subtract(fc, t, out=t)
+    low = (f < FLOOR).any(axis=0)
+    if low.any():  # only the points below the floor (the same few bins, usually)
+        cols = np.flatnonzero(low)
+        t[:, cols] += _continuation(f[:, cols], y[:, cols])
+    if used is not None:
+        t *= used
+    return 2.0 * t.sum(axis=-1) + (data_term(y, used) if data is None else data)
 
 
-def linearize(f: np.ndarray, y: np.ndarray, used) -> tuple[np.ndarray, np.ndarray]:
+def linearize(f: np.ndarray, y: np.ndarray, used=None) -> tuple[np.ndarray, np.ndarray]:
     """Fisher-scoring residuals ``r = (f - y) * wt`` and weights ``wt = used/sqrt(max(f, FLOOR))``.
 
     The Jacobian is ``wt * df/dtheta``. Points with ``used == 0`` get
-    ``r = wt = 0``; NaN model values give NaN residuals.
+    ``r = wt = 0``; NaN model values give NaN residuals. Call it under
+    ``np.errstate(all='ignore')``.
 
     Returns
     -------
     r, wt : ndarray, shape of ``f``
     """
-    with np.errstate(all="ignore"):
-        wt = used / np.sqrt(clamp(f))
-        return (f - y) * wt, wt
+    wt = np.sqrt(clamp(f))
+    np.reciprocal(wt, out=wt)
+    if used is not None:
+        wt *= used
+    r = np.subtract(f, y)
+    r *= wt
+    return r, wt
 
 
 def deviance_residuals(f: np.ndarray, y: np.ndarray) -> np.ndarray:
