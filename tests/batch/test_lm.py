@@ -357,3 +357,56 @@ def test_cost_hook_minimizes_poisson_deviance():
     # the hook's cost is not sum(r**2): the minimum differs from the chi-square one
     chi = solve(None, start, evaluate=lambda t, i: prob.evaluate(t, i)[:2], return_jac=False)
     assert np.abs(chi.theta - res.theta).max() > 1e-3
+
+
+def bounded_decay(n, seed):
+    """Decays with per-curve boxes: c forced onto a lower bound, tau onto an upper one."""
+    prob, start = make(Decay, n, seed=seed)
+    lo, hi = np.full((n, 3), -np.inf), np.full((n, 3), np.inf)
+    lo[::2, 2] = prob.theta[::2, 2] + 0.3
+    hi[1::4, 1] = 0.8 * prob.theta[1::4, 1]
+    lo[:, 0] = 0.0
+    return prob, np.clip(start, lo, hi), lo, hi
+
+
+def test_per_curve_bounds_against_trf():
+    from scipy.optimize import least_squares
+
+    n = 24
+    prob, start, lo, hi = bounded_decay(n, seed=15)
+    res = solve(prob.resid, start, jac=prob.jac, lower=lo, upper=hi)
+    assert (res.status == Status.CONVERGED).all()
+    on = (res.theta == lo) | (res.theta == hi)
+    np.testing.assert_array_equal(on[:, 2], np.arange(n) % 2 == 0)
+    np.testing.assert_array_equal(on[:, 1], np.arange(n) % 4 == 1)
+    for i in range(n):
+        plain = Decay(prob.x, prob.y[i : i + 1], None)
+        ref = least_squares(lambda t, p=plain: p.resid(t[None], [0])[0], start[i],
+                            jac=lambda t, p=plain: p.jac(t[None], [0], None)[0],
+                            bounds=(lo[i], hi[i]), method="trf", x_scale="jac",
+                            ftol=1e-12, xtol=1e-12, gtol=1e-12)
+        b = on[i]
+        np.testing.assert_allclose(ref.x[b], res.theta[i, b], rtol=1e-6, atol=1e-12)
+        jf = res.jac_at_solution[i][:, ~b]
+        cov = np.linalg.inv(jf.T @ jf) * res.cost[i] / (prob.x.size - (~b).sum())
+        assert np.all(np.abs(ref.x[~b] - res.theta[i, ~b]) <= 1e-3 * np.sqrt(np.diag(cov)))
+        np.testing.assert_allclose(res.cost[i], 2 * ref.cost, rtol=1e-9)
+    free = solve(prob.resid, start, jac=prob.jac)  # no bounds: the interior reference
+    assert np.median(res.nfev) <= np.median(free.nfev) + 2
+    assert res.nfev.max() <= 5 * np.median(res.nfev)
+
+
+def test_bounded_results_do_not_depend_on_pool_size():
+    prob, start, lo, hi = bounded_decay(50, seed=16)
+    ref = solve(prob.resid, start, jac=prob.jac, lower=lo, upper=hi, block_size=7)
+    for bs in (1, 16, 1000):
+        same(ref, solve(prob.resid, start, jac=prob.jac, lower=lo, upper=hi, block_size=bs),
+             slice(None), slice(None))
+
+
+def test_bad_bounds_raise():
+    prob, start = make(Decay, 3, seed=17)
+    with pytest.raises(ValueError, match="must broadcast"):
+        solve(prob.resid, start, lower=np.zeros(2))
+    with pytest.raises(ValueError, match="must not exceed"):
+        solve(prob.resid, start, lower=np.ones(3), upper=np.zeros(3))
