@@ -124,7 +124,7 @@ class Minimizer:
         self.userargs = tuple(fcn_args or ())
         self.userkws = dict(fcn_kws or {})
         self.cost = cost
-        self.counts = _checked_counts(cost, counts)
+        self.counts = poisson.checked_counts(cost, counts)
         self.scale_covar = bool(scale_covar) and cost == "chisqr"
         self.kws = kws
         self.asteval = Interpreter()
@@ -435,20 +435,6 @@ def _check_parameter(name, par):
     par.max = _number(name, "max", par.max)
     if par.min is not None and par.min == par.max:
         par.value = par.min  # pinned by its bounds: held fixed there
-
-
-def _checked_counts(cost, counts):
-    """The counts as a flat float array for ``cost='poisson'``, None for chisqr."""
-    if cost not in ("chisqr", "poisson"):
-        raise FitError(f"cost={cost!r} is not one of 'chisqr', 'poisson'")
-    if cost == "chisqr":
-        if counts is not None:
-            raise FitError("counts= is only used with cost='poisson'")
-        return None
-    y = None if counts is None else np.asarray(counts, dtype=float).ravel()
-    if y is None or not np.all(np.isfinite(y)) or np.any(y < 0):
-        raise FitError("cost='poisson' needs counts=: the observed counts, finite and >= 0")
-    return y
 
 
 def _none_if_inf(v):

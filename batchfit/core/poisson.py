@@ -43,6 +43,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import xlogy
 
+from batchfit.errors import FitError
+
 FLOOR = 1e-12
 """Model value (counts per point) below which the deviance is continued quadratically."""
 
@@ -133,3 +135,24 @@ def deviance_residuals(f: np.ndarray, y: np.ndarray) -> np.ndarray:
     terms = np.maximum(point_terms(f, y), 0.0)  # rounding can give -1e-17 where f == y
     with np.errstate(all="ignore"):
         return np.sign(f - y) * np.sqrt(terms)  # NaN where f is NaN
+
+
+def checked_counts(cost: str, counts) -> np.ndarray | None:
+    """The counts as a flat float array for ``cost='poisson'``, None for ``'chisqr'``.
+
+    Raises
+    ------
+    FitError
+        An unknown cost, counts given with ``'chisqr'``, or missing, non-finite
+        or negative counts with ``'poisson'``.
+    """
+    if cost not in ("chisqr", "poisson"):
+        raise FitError(f"cost={cost!r} is not one of 'chisqr', 'poisson'")
+    if cost == "chisqr":
+        if counts is not None:
+            raise FitError("counts= is only used with cost='poisson'")
+        return None
+    y = None if counts is None else np.asarray(counts, dtype=float).ravel()
+    if y is None or not np.all(np.isfinite(y)) or np.any(y < 0):
+        raise FitError("cost='poisson' needs counts=: the observed counts, finite and >= 0")
+    return y
