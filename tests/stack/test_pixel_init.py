@@ -54,3 +54,22 @@ def test_bad_per_pixel_bounds_exit_2_and_write_nothing(cube, cube_path, tmp_path
         bad = _settings_store(tmp_path / "bad.zarr", cube, np.full(sigma_max.shape, 2.0),
                               p1_center=(("band",), np.zeros(3)))
         pipeline.plan(make_job(cube_path, out, init=str(bad)))
+
+
+def test_job_passes_cost_and_scale_covar_to_the_workers(cube, cube_path, tmp_path):
+    """fit.scale_covar and fit.cost reach fit_chunk: the store equals fit() with them."""
+    counts = np.random.default_rng(4).poisson(
+        np.clip(np.nan_to_num(cube.counts.values), 0, None) * 30).astype(float)
+    data = cube.assign(counts=(cube.counts.dims, counts)).drop_vars("counts_err")
+    path = tmp_path / "counts.zarr"
+    data.to_zarr(path, zarr_format=3, consolidated=False)
+    job = make_job(path, tmp_path / "out.zarr", input__sigma=None,
+                   fit={"engine": "lm", "cost": "poisson", "scale_covar": False},
+                   input__chunks={"y": 12, "x": 10})
+    pipeline.run(job, quiet=True)
+    res = open_results(job.output.path).load()
+    ref = fit(data.counts, job.build_model(), job.build_params(), "energy", guess=True,
+              cost="poisson")
+    assert float(res.success.mean()) > 0.9
+    for name in ("p1_center", "p1_center_stderr", "chisqr", "aic", "ndata"):
+        np.testing.assert_array_equal(res[name].values, ref[name].values, err_msg=name)
