@@ -1,6 +1,6 @@
 """The ``batchfit`` command line: parse arguments, call the job layer, map errors.
 
-Exit codes (design section 7): 0 done (failed pixels are flagged in the
+Exit codes (README "Exit codes"): 0 done (failed pixels are flagged in the
 store, not errors); 2 bad config, input or usage, with a short message and
 no traceback; 1 the job itself failed; 130 interrupted (rerun to resume).
 Set ``BATCHFIT_DEBUG=1`` or pass ``--debug`` to see tracebacks.
@@ -12,13 +12,14 @@ import importlib
 import os
 import sys
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
 
 from batchfit import __version__
 from batchfit.errors import BatchfitError
+from batchfit.status import format_counts
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -118,7 +119,7 @@ def format_summary(summary: Any) -> str:
     rate = 100.0 * ok / pixels if pixels else 0.0
     return "\n".join([
         f"pixels: {pixels} ({ok} succeeded, {rate:.1f}%)",
-        f"status: {_status_counts(summary.status_counts)}",
+        f"status: {format_counts(summary.status_counts)}",
         f"this run: {summary.fitted} pixels in {summary.chunks_computed} chunks "
         f"({summary.chunks_skipped} chunks already done), {summary.fits_per_s:.1f} fits/s, "
         f"elapsed {summary.elapsed:.1f} s",
@@ -126,15 +127,6 @@ def format_summary(summary: Any) -> str:
           if getattr(summary, "refit_improved", 0) else []),
         f"output: {summary.output}",
     ])
-
-
-def _status_counts(counts: Mapping[Any, int]) -> str:
-    from batchfit.status import Status
-
-    def label(code: Any) -> str:
-        return code.lower() if isinstance(code, str) else Status(int(code)).name.lower()
-
-    return ", ".join(f"{label(code)} {n}" for code, n in counts.items() if n) or "none"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

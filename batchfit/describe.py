@@ -23,7 +23,7 @@ from batchfit.pipeline import Plan, plan, store_counts
 from batchfit.stack import refit, store
 from batchfit.stack.apply import fit
 from batchfit.stack.inputs import open_input
-from batchfit.status import Status
+from batchfit.status import format_counts, label
 
 
 def validate(config: JobConfig, n_samples: int = 4) -> str:
@@ -78,7 +78,7 @@ def _sample_fits(config: JobConfig, p: Plan, n_samples: int) -> list[str]:
     for k in range(len(flat)):
         where = ", ".join(f"{d}={int(i[k])}" for d, i in zip(p.grid.dims, idx, strict=True))
         vals = ", ".join(f"{n}={res[n].values[k]:.4g}" for n in p.layout.names)
-        code = Status(int(res["status"].values[k])).name.lower()
+        code = label(int(res["status"].values[k]))
         lines.append(f"  [{where}] {code}, redchi={res['redchi'].values[k]:.3g}: {vals}")
     return lines
 
@@ -88,16 +88,24 @@ def status(store_path: str | os.PathLike) -> str:
     path = Path(store_path)
     if store.read_fingerprint(path) is None:
         raise StoreError(f"{str(path)!r} is not a batchfit result store")
-    grid = store.read_grid(path)
+    if not store.is_complete(path):
+        raise StoreError(f"{str(path)!r} has batchfit's attributes but not its marker "
+                         f"{store.MARKER_DIR}/created, so it is not a batchfit result store "
+                         "(a copy, or a store whose creation was interrupted: `batchfit "
+                         "submit` with its config finishes it)")
+    try:
+        grid = store.read_grid(path)
+        c = store_counts(path)
+    except (KeyError, FileNotFoundError) as exc:  # zarr: ArrayNotFoundError, a FileNotFoundError
+        raise StoreError(f"{str(path)!r} is not a usable batchfit result store: "
+                         f"{type(exc).__name__}: {exc}") from None
     done = len(store.done_keys(path))
-    c = store_counts(path)
     rate = 100.0 * c["n_success"] / c["pixels"] if c["pixels"] else 0.0
-    counts = ", ".join(f"{k} {n}" for k, n in c["status_counts"].items() if n)
     lines = [
         f"store: {path}",
         f"chunks: {done}/{len(grid)} done" + ("" if done < len(grid) else " (complete)"),
         f"pixels: {c['pixels']}, succeeded {c['n_success']} ({rate:.1f}%)",
-        f"status: {counts}",
+        f"status: {format_counts(c['status_counts'])}",
     ]
     rc = refit.counts(path)
     if rc["chunks"]:

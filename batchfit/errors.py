@@ -39,5 +39,9 @@ class StoreError(BatchfitError, RuntimeError):
     """The output store cannot be used: made by another config, not writable."""
 
 
+class ClusterError(BatchfitError, RuntimeError):
+    """The cluster cannot run the job: a scheduler unreachable or without workers."""
+
+
 class BatchfitWarning(UserWarning):
     """Base class of batchfit's warnings."""

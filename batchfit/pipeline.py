@@ -12,6 +12,7 @@ for it, and sums up the store.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -26,15 +27,15 @@ from batchfit.config import JobConfig
 from batchfit.core import Parameters
 from batchfit.errors import BatchfitError, InputError, StoreError
 from batchfit.models import Model
-from batchfit.stack import refit, store
+from batchfit.stack import preflight, refit, store, zarrio
 from batchfit.stack.chunking import choose_chunks, task_budget
-from batchfit.stack.cluster import worker_memory
+from batchfit.stack.cluster import make_client, map_tasks, worker_memory
 from batchfit.stack.inputs import open_input, variable
 from batchfit.stack.layout import ResultLayout
 from batchfit.stack.pixel_init import pixel_init
 from batchfit.stack.store import ChunkGrid
-from batchfit.stack.task import FitOptions, InputRef, TaskSpec, fit_chunk
-from batchfit.status import Status
+from batchfit.stack.task import FitOptions, TaskSpec, fit_chunk
+from batchfit.status import count, label
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ def plan(config: JobConfig, workers: int | None = None, scheduler: str | None = 
     _check_aux(ds, data, inp)
     model = config.build_model()
     params = config.build_params(model)
+    preflight.check_job(config, ds, data, model, params)
     per = _check_init(config, params, data)
     layout = ResultLayout.from_params(pixels.template(params, per), config.output.covariance)
     dims = tuple(d for d in data.dims if d != inp.fit_dim)
@@ -109,9 +111,9 @@ def plan(config: JobConfig, workers: int | None = None, scheduler: str | None = 
     return Plan(config, data, model, params, layout, grid)
 
 
-def _check_init(config: JobConfig, params: Parameters, data: xr.DataArray) -> dict:
+def _check_init(config: JobConfig, params: Parameters, data: xr.DataArray | None) -> dict:
     """Check the ``init`` store's per-pixel settings against the input (before any write)."""
-    if config.init is None:
+    if config.init is None or data is None:  # a missing input variable is named before
         return {}
     earlier = store.open_results(config.init)
     try:
@@ -187,7 +189,7 @@ def task_spec(config: JobConfig, p: Plan, grid: ChunkGrid, index: tuple[int, ...
     return TaskSpec(
         index=tuple(index),
         region=tuple((d, s.start, s.stop) for d, s in grid.region(index).items()),
-        input=InputRef(str(inp.path), inp.variable, inp.fit_dim, inp.sigma, inp.mask),
+        input=inp,
         model=p.model.reference,
         template=p.params.dumps(),
         fit=FitOptions(config.fit.engine, config.fit.max_nfev, bool(config.guess),
@@ -251,20 +253,14 @@ def _execute(config: JobConfig, tasks: list[TaskSpec], workers, scheduler, quiet
     """
     if not tasks and after is None:
         return [], None, None
-    from distributed import as_completed
-
-    from batchfit.stack.cluster import make_client
-
     with make_client(config.cluster, workers=workers, scheduler=scheduler) as client:
         link = client.dashboard_link
         if not quiet:
             print(f"batchfit: dashboard {link}", file=sys.stderr)
-        keys = [f"batchfit-chunk-{t.key}" for t in tasks]
-        futures = client.map(fit_chunk, tasks, key=keys, retries=1)
         bar = _Progress(len(tasks), enabled=not quiet and sys.stderr.isatty())
         results = []
-        for fut in as_completed(futures):
-            results.append(fut.result())
+        for result in map_tasks(client, fit_chunk, tasks, prefix="chunk"):
+            results.append(result)
             bar.update(len(results))
         bar.close()
         extra = after(client) if after is not None else None
@@ -292,16 +288,13 @@ class _Progress:
             sys.stderr.write("\n")
 
 
-def store_counts(path) -> dict[str, Any]:
-    """pixels, n_success and status counts (name -> n) over a whole store."""
-    import zarr
-
-    group = zarr.open_group(str(path), mode="r", use_consolidated=False)
-    status = np.asarray(group["status"][...]).ravel().astype(np.int64)
-    codes = np.bincount(status, minlength=len(Status))
-    counts = {Status(c).name.lower(): int(codes[c]) for c in range(len(Status))}
-    n_success = int(np.count_nonzero(group["success"][...]))
-    return {"pixels": int(status.size), "n_success": n_success, "status_counts": counts}
+def store_counts(path: str | os.PathLike) -> dict[str, Any]:
+    """Pixels, n_success and status counts (name -> n) over a whole store."""
+    group = zarrio.open_group(path)
+    codes = np.asarray(zarrio.array(group, "status")[...])
+    counts = {label(c): n for c, n in count(codes).items()}
+    n_success = int(np.count_nonzero(np.asarray(zarrio.array(group, "success")[...])))
+    return {"pixels": int(codes.size), "n_success": n_success, "status_counts": counts}
 
 
 

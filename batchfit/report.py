@@ -1,6 +1,6 @@
 """PNG maps, histograms and a text summary of a result store (``batchfit report``).
 
-:func:`make_report` reads a store laid out as in section 5 of the design
+:func:`make_report` reads a store laid out as in the README's "The output store"
 (one variable per parameter, ``<param>_stderr``, ``chisqr``, ``redchi``,
 ``nfev``, ``success``, ``status``) and writes, into ``<store>_report/`` by
 default:
@@ -65,7 +65,7 @@ def make_report(store_path: str | os.PathLike, out_dir: str | os.PathLike | None
     Parameters
     ----------
     store_path : path-like
-        A zarr result store (design section 5).
+        A zarr result store (README "The output store").
     out_dir : path-like, optional
         Folder for the files; created if needed. Default: ``<store>_report``
         next to the store (``cube_fit.zarr`` -> ``cube_fit_report``).

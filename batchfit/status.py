@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import IntEnum
+
+import numpy as np
+from numpy.typing import ArrayLike
 
 
 class Status(IntEnum):
@@ -41,3 +45,25 @@ def flag_attrs() -> dict:
         "flag_meanings": " ".join(c.name.lower() for c in codes),
         "long_name": "fit status",
     }
+
+
+def count(status: ArrayLike) -> dict[Status, int]:
+    """Pixels per status code: every code, zeros included, in code order.
+
+    Parameters
+    ----------
+    status : array_like of int
+        Status codes of any shape (a ``status`` variable or its values).
+    """
+    codes = np.bincount(np.asarray(status).ravel().astype(np.int64), minlength=len(Status))
+    return {Status(c): int(n) for c, n in enumerate(codes[: len(Status)])}
+
+
+def label(code: int | str) -> str:
+    """The lower-case name of a status code (a name is returned lower-cased)."""
+    return code.lower() if isinstance(code, str) else Status(int(code)).name.lower()
+
+
+def format_counts(counts: Mapping[int | str, int]) -> str:
+    """``"converged 118, bad_data 2"``: the non-zero counts by name, or ``"none"``."""
+    return ", ".join(f"{label(code)} {n}" for code, n in counts.items() if n) or "none"

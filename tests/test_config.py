@@ -296,6 +296,8 @@ def test_expression_model_and_polynomial(folder):
 
 def test_function_model_on_python_path(folder, monkeypatch):
     monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
+    before = list(sys.path)
     monkeypatch.delitem(sys.modules, "bf_cfg_user_models", raising=False)
     mods = folder / "mods"
     mods.mkdir()
@@ -307,7 +309,7 @@ def test_function_model_on_python_path(folder, monkeypatch):
     data["parameters"] = {"tau1": {"value": 1.0, "min": 0.0}}
     config = load_config(write_config(folder, data))
     assert config.model.python_path == (mods.resolve(),)
-    assert str(mods.resolve()) in sys.path
+    assert sys.path == before  # the folder is used for the function's module only
     assert config.build_model().param_names == ["a1", "tau1", "a2", "tau2"]
     monkeypatch.delitem(sys.modules, "bf_cfg_user_models", raising=False)
 

@@ -22,8 +22,7 @@ from batchfit.core.minimizer import Minimizer, engine_name
 from batchfit.core.stats import held_parameters, information_criteria
 from batchfit.errors import FitError, InputError, ModelError
 from batchfit.status import Status
-
-ENGINES = ("lm", "leastsq", "lbfgsb", "anneal")
+from batchfit.vocabulary import COSTS
 
 
 def fit_batch(model, params, x, y, sigma=None, mask=None, init=None, guess=False,
@@ -75,11 +74,12 @@ def fit_batch(model, params, x, y, sigma=None, mask=None, init=None, guess=False
     Raises
     ------
     InputError
-        Wrong shapes.
+        Wrong shapes; ``max_nfev`` not a positive integer.
     ParameterError, ExpressionError, ModelError
         An invalid template, or one that misses model parameters; per-curve
         ``min > max`` (naming the first such curve).
     """
+    _check_max_nfev(max_nfev)
     per = pixels.split(params, init)
     layout = Layout(pixels.template(params, per), symtable)
     _check_model(model, layout)
@@ -100,15 +100,20 @@ def fit_batch(model, params, x, y, sigma=None, mask=None, init=None, guess=False
     return result
 
 
-COSTS = ("chisqr", "poisson")
-
-
 def _check_cost(cost, sigma):
     if cost not in COSTS:
         raise InputError(f"cost={cost!r} is not one of {', '.join(map(repr, COSTS))}")
     if cost == "poisson" and sigma is not None:
         raise InputError("cost='poisson' takes counts without sigma (the Poisson variance is "
                          "the model itself); drop sigma, or use cost='chisqr'")
+
+
+def _check_max_nfev(max_nfev) -> None:
+    if max_nfev is None:
+        return
+    if isinstance(max_nfev, bool) or not isinstance(max_nfev, int | np.integer) or max_nfev <= 0:
+        raise InputError(f"max_nfev must be a positive integer (or None for the default "
+                         f"200*(nvar+1)), got {max_nfev!r}")
 
 
 def _check_model(model, layout):
@@ -267,8 +272,9 @@ class _Problem:
         """Per-curve cost of model values ``f``: deviance, or sum of squares."""
         if self.poisson:
             with np.errstate(all="ignore"):
+                data = None if self.data_term is None else self.data_term[rows]
                 return poisson.deviance(f, self.y[rows], None if self.unit_w else self.w[rows],
-                                        self.data_term[rows])
+                                        data)
         r = self._residuals(f, rows)[0]
         return np.where(np.isfinite(r).all(axis=1), np.vecdot(r, r), np.nan)
 

@@ -21,14 +21,13 @@ __all__ = [
     "cholesky",
     "cholesky_t",
     "covariance_from_gram",
-    "covariance_from_jacobian",
     "gram",
     "gram_columns",
     "solve_spd",
 ]
 
 COVAR_RTOL = 1e-10
-"""Default relative pivot tolerance of :func:`covariance_from_jacobian`."""
+"""Default relative pivot tolerance of :func:`covariance_from_gram`."""
 
 
 def gram(jac: np.ndarray, resid: np.ndarray | None = None):
@@ -248,18 +247,27 @@ def _lower_inverse(low: np.ndarray) -> np.ndarray:
     return inv
 
 
-def covariance_from_jacobian(jac: np.ndarray, rtol: float = COVAR_RTOL) -> np.ndarray:
+def covariance_from_gram(a: np.ndarray, rtol: float = COVAR_RTOL,
+                         exclude: np.ndarray | None = None) -> np.ndarray:
     """Inverse of ``J^T J`` per row, NaN where the row is rank deficient.
+
+    The batched counterpart of :func:`batchfit.core.stats.covariance_from_jacobian`
+    (which works on one fit's Jacobian by SVD); from Jacobians ``jac`` of
+    shape (n, npts, k) it is ``covariance_from_gram(gram(jac))``.
 
     Parameters
     ----------
-    jac : ndarray, shape (n, npts, k)
-        Jacobians of the residuals at the solution.
+    a : ndarray, shape (n, k, k)
+        ``J^T J`` of each row (:func:`gram`).
     rtol : float, optional
         Relative pivot tolerance. ``J^T J`` is first scaled to unit diagonal;
         a Cholesky pivot at or below `rtol` (one minus the squared multiple
         correlation of that column with the previous ones) marks the row as
         singular. Columns that are all zero are singular too.
+    exclude : ndarray of bool, shape (n, k), optional
+        Parameters held fixed (at a bound, or with a zero column): the
+        covariance is that of the other parameters alone, and the rows and
+        columns of the excluded ones are NaN.
 
     Returns
     -------
@@ -269,27 +277,8 @@ def covariance_from_jacobian(jac: np.ndarray, rtol: float = COVAR_RTOL) -> np.nd
 
     Notes
     -----
-    Memory is linear in ``n * npts * k``; no ``(npts, npts)`` array is formed.
-    """
-    return covariance_from_gram(gram(jac), rtol)
-
-
-def covariance_from_gram(a: np.ndarray, rtol: float = COVAR_RTOL,
-                         exclude: np.ndarray | None = None) -> np.ndarray:
-    """Inverse of ``J^T J`` given as ``a`` (n, k, k); see :func:`covariance_from_jacobian`.
-
-    Parameters
-    ----------
-    a : ndarray, shape (n, k, k)
-    rtol : float, optional
-    exclude : ndarray of bool, shape (n, k), optional
-        Parameters held fixed (at a bound, or with a zero column): the
-        covariance is that of the other parameters alone, and the rows and
-        columns of the excluded ones are NaN.
-
-    Returns
-    -------
-    covar : ndarray, shape (n, k, k)
+    From Jacobians, memory is linear in ``n * npts * k``; no ``(npts, npts)``
+    array is formed.
     """
     if exclude is not None and exclude.any():
         keep = ~np.asarray(exclude, dtype=bool)

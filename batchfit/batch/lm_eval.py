@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from batchfit.core.fdiff import forward_columns
+
 __all__ = ["ColumnsFn", "EvaluateFn", "JacFn", "ResidFn", "evaluate_checked", "evaluator",
            "final_jacobian", "sumsq"]
 
@@ -47,7 +49,7 @@ def evaluator(resid: ResidFn, jac: JacFn | None, k: int) -> EvaluateFn:
         def columns(sel, rel_step):
             th, ix, rs = theta[sel], idx[sel], r[sel]
             if jac is None:
-                return _forward_columns(resid, th, ix, rs, rel_step), k
+                return forward_columns(lambda t: checked(resid(t, ix), t), th, rs, rel_step), k
             jm = np.asarray(jac(th, ix, rs), dtype=np.float64)
             if jm.shape != (th.shape[0], r.shape[1], k):
                 raise ValueError(
@@ -57,17 +59,6 @@ def evaluator(resid: ResidFn, jac: JacFn | None, k: int) -> EvaluateFn:
         return r, columns
 
     return evaluate
-
-
-def _forward_columns(resid, theta, idx, r, rel_step):
-    cols = []
-    for j in range(theta.shape[1]):
-        h = rel_step * np.abs(theta[:, j])
-        h[h == 0.0] = rel_step
-        shifted = theta.copy()
-        shifted[:, j] += h
-        cols.append((checked(resid(shifted, idx), shifted) - r) / h[:, None])
-    return cols
 
 
 def checked(r, theta: np.ndarray) -> np.ndarray:

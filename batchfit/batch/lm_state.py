@@ -80,7 +80,7 @@ class LMState:
         return LMState(**{f.name: getattr(self, f.name)[keep] for f in fields(self)})
 
     def join(self, other: LMState) -> LMState:
-        """This state's curves followed by `other`'s."""
+        """The curves of this state followed by those of `other`."""
         return LMState(**{f.name: np.concatenate([getattr(self, f.name),
                                                   getattr(other, f.name)])
                           for f in fields(self)})
@@ -125,8 +125,10 @@ class LMOutput:
 
 
 def free_mask(theta, g, lo, hi) -> np.ndarray:
-    """Parameters not held at a bound: the active set is those at a bound whose
-    descent direction ``-g`` points out of the box.
+    """Parameters not held at a bound.
+
+    The active set is those at a bound whose descent direction ``-g`` points
+    out of the box.
     """
     return ~(((theta <= lo) & (g > 0.0)) | ((theta >= hi) & (g < 0.0)))
 

@@ -49,7 +49,8 @@ def split(params: Parameters, init: Mapping | None) -> dict[str, dict[str, objec
         ``_vary`` given for a tied parameter, or ``_min``/``_max`` for one.
     """
     out: dict[str, dict[str, object]] = {}
-    for key in init or {}:
+    source: Mapping = init or {}
+    for key in source:
         name, kind = parse_key(params, str(key))
         if name is None:
             continue
@@ -57,7 +58,7 @@ def split(params: Parameters, init: Mapping | None) -> dict[str, dict[str, objec
             raise ParameterError(
                 f"init: {key!r}: {name!r} is tied by expr={params[name].expr!r}; per-curve "
                 "bounds and vary apply to parameters without an expression")
-        out.setdefault(name, {})[kind] = init[key]
+        out.setdefault(name, {})[kind] = source[key]
     return out
 
 

@@ -1,4 +1,4 @@
-"""Job configs: YAML file -> frozen, validated objects (design section 6).
+"""Job configs: YAML file -> frozen, validated objects (README "Config reference").
 
 :func:`load_config` reads a YAML job file into a :class:`JobConfig`. Every
 problem is a :class:`~batchfit.errors.ConfigError` whose message names the
@@ -16,7 +16,7 @@ Where the code lives:
 - :mod:`~batchfit.config.problems`: problem lists and their wording.
 """
 
-from batchfit.config.checks import extend_sys_path
+from batchfit.config.checks import use_python_path
 from batchfit.config.job import RESULT_SECTIONS, JobConfig
 from batchfit.config.load import MAX_CONFIG_BYTES, load_config
 from batchfit.config.problems import MAX_PROBLEMS
@@ -44,6 +44,6 @@ __all__ = [
     "ModelConfig",
     "OutputConfig",
     "ParameterConfig",
-    "extend_sys_path",
     "load_config",
+    "use_python_path",
 ]

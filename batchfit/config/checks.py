@@ -5,8 +5,9 @@ the dotted key of the problem. A ``function:`` model is imported by name
 (``package.module:function``), so its module must be importable on the
 client and on every worker: install it, put it on ``PYTHONPATH``, or list its
 folders under ``model.python_path`` (relative to the config file).
-:func:`extend_sys_path` adds those folders to ``sys.path``; the job layer
-calls it on the workers too.
+:func:`use_python_path` makes that one module (and its package's submodules)
+importable from those folders, never shadowing an installed package and
+without touching ``sys.path``; the job layer calls it on the workers too.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import inspect
 import math
 import operator
 import os
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,11 +33,16 @@ from batchfit.config.sections import (
 from batchfit.errors import BatchfitError, ExpressionError
 
 
-def extend_sys_path(paths: Iterable[str | os.PathLike]) -> None:
-    """Put each folder at the front of ``sys.path`` once (``model.python_path``)."""
-    for folder in reversed([os.fspath(p) for p in paths]):
-        if folder not in sys.path:
-            sys.path.insert(0, folder)
+def use_python_path(paths: Iterable[str | os.PathLike], function: str | None) -> None:
+    """Let ``model.function``'s module be imported from the ``model.python_path`` folders.
+
+    Only that module's top-level name is looked up there, after every installed
+    package (:func:`batchfit.models.user.use_model_path`); nothing else in the
+    folders can run, and without a function model nothing happens.
+    """
+    from batchfit.models.user import use_model_path
+
+    use_model_path(function, paths)
 
 
 def check_job_paths(inp: InputConfig, model: ModelConfig, init: Path | None,
@@ -53,6 +58,12 @@ def check_job_paths(inp: InputConfig, model: ModelConfig, init: Path | None,
     out = output.path
     if out == inp.path:
         fail(("output", "path"), "is the input itself; choose another path")
+    if out.is_relative_to(inp.path):
+        fail(("output", "path"), f"{out} is inside the input {inp.path}; a result store "
+                                 "there would change the input: choose a path outside it")
+    if inp.path.is_relative_to(out):
+        fail(("output", "path"), f"{out} holds the input {inp.path}; --overwrite could "
+                                 "delete the input: choose a path of its own for the results")
     if out.exists() and not out.is_dir():
         fail(("output", "path"), f"{out} exists and is not a folder (a zarr store)")
     parent = out.parent

@@ -24,8 +24,8 @@ from batchfit.config.checks import (
     check_anneal_bounds,
     check_job_paths,
     check_parameter_names,
-    extend_sys_path,
     merged,
+    use_python_path,
 )
 from batchfit.config.problems import ConfigProblems, describe, fail, translate
 from batchfit.config.sections import (
@@ -113,7 +113,7 @@ class JobConfig(Section):
             If a component type is unknown, a function does not import, or an
             expression is invalid; the message names the key.
         """
-        extend_sys_path(self.model.python_path)
+        use_python_path(self.model.python_path, self.model.function)
         return build_model(self.model)
 
     def build_params(self, model=None):
@@ -158,7 +158,7 @@ def _check_job(config: JobConfig, *, check_paths: bool) -> None:
 
     if check_paths:
         check_job_paths(config.input, config.model, config.init, config.output)
-    extend_sys_path(config.model.python_path)
+    use_python_path(config.model.python_path, config.model.function)
     model = build_model(config.model)
     check_parameter_names(config.parameters, model.param_names)
     try:

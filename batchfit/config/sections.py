@@ -1,4 +1,4 @@
-"""The sections of a job config as frozen pydantic models (design section 6).
+"""The sections of a job config as frozen pydantic models (README "Config reference").
 
 Each model checks shapes and types only: unknown keys, wrong types and
 impossible values. What needs the outside world (paths, the model, parameter
@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
@@ -21,7 +21,15 @@ from pydantic import (
     model_validator,
 )
 
-JOB_QUEUES = ("slurm", "pbs", "sge", "lsf")
+from batchfit.vocabulary import (
+    JOB_QUEUE_KINDS,
+    ClusterKind,
+    Cost,
+    Engine,
+    parse_function_ref,
+)
+
+JOB_QUEUES = JOB_QUEUE_KINDS
 
 # Strict: a YAML string such as "1.0" or "2000" is an error, not silently a number.
 Number = Annotated[float, Field(strict=True, allow_inf_nan=True)]
@@ -99,7 +107,7 @@ class ModelConfig(Section):
     @field_validator("function")
     @classmethod
     def _check_function(cls, ref: str | None) -> str | None:
-        if ref is not None and not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", ref):
+        if ref is not None and parse_function_ref(ref) is None:
             raise ValueError(f"expected 'package.module:function', got {ref!r}")
         return ref
 
@@ -165,10 +173,10 @@ class ParameterConfig(Section):
 class FitConfig(Section):
     """``fit:``: how each pixel is fitted."""
 
-    engine: Literal["lm", "leastsq", "lbfgsb", "anneal"] = "lm"
+    engine: Engine = "lm"
     max_nfev: PositiveInt | None = None
     refit_failed: Flag = False
-    cost: Literal["chisqr", "poisson"] = "chisqr"
+    cost: Cost = "chisqr"
     scale_covar: Flag = True
 
 
@@ -179,6 +187,27 @@ class OutputConfig(Section):
     covariance: Flag = False
 
     _resolve_path = field_validator("path")(resolve_path)
+
+
+SCHEDULER_WORD = r"[A-Za-z0-9_.,:@%+=/-]+"
+"""What ``queue`` and ``account`` may hold: one word a batch scheduler accepts."""
+SCHEDULER_ARGS = rf"{SCHEDULER_WORD}( {SCHEDULER_WORD})*"
+"""What each of ``job_extra_directives`` and ``python`` may hold: words and single spaces."""
+
+
+def _scheduler_text(value: str, pattern: str, what: str) -> str:
+    """``value`` if it matches ``pattern`` whole; else ValueError giving the pattern.
+
+    These fields are written into the batch script that the job queue runs: a
+    newline or a shell metacharacter in one would be a command of its own.
+    """
+    if not re.fullmatch(pattern, value):
+        spaces = "" if pattern == SCHEDULER_WORD else " and single spaces between words"
+        raise ValueError(
+            f"{value!r} is not allowed in {what}: use letters, digits, the characters "
+            f"_ . , : @ % + = / -{spaces} (allowed pattern: {pattern}); newlines, quotes "
+            "and shell characters such as ; | & $ ` ( ) < > would reach the batch script")
+    return value
 
 
 _CLUSTER_KEYS = {
@@ -194,7 +223,7 @@ _REQUIRED_CLUSTER_KEYS = {"address": ("address",), **{k: ("jobs", "cores", "memo
 class ClusterConfig(Section):
     """``cluster:``: where the chunks run; it never changes the results."""
 
-    kind: Literal["local", "address", "slurm", "pbs", "sge", "lsf"] = "local"
+    kind: ClusterKind = "local"
     n_workers: PositiveInt | None = None
     threads_per_worker: PositiveInt = 1
     memory_limit: str | None = None
@@ -211,7 +240,7 @@ class ClusterConfig(Section):
     @field_validator("memory_limit", "memory")
     @classmethod
     def _check_memory(cls, size: str | None) -> str | None:
-        if size is not None and not re.fullmatch(r"\d+(\.\d+)?\s*([kKMGTP]i?B|[kKMGT]|B)?", size):
+        if size is not None and not re.fullmatch(r"\d+(\.\d+)? ?([kKMGTP]i?B|[kKMGT]|B)?", size):
             raise ValueError(f"expected a size such as '4GiB' or '500MB', got {size!r}")
         return size
 
@@ -221,6 +250,23 @@ class ClusterConfig(Section):
         if walltime is not None and not re.fullmatch(r"(\d+-)?\d+(:\d\d){0,2}", walltime):
             raise ValueError(f"expected a time such as '01:30:00', got {walltime!r}")
         return walltime
+
+    @field_validator("queue", "account")
+    @classmethod
+    def _check_word(cls, value: str | None) -> str | None:
+        return None if value is None else _scheduler_text(value, SCHEDULER_WORD, "a job script")
+
+    @field_validator("python")
+    @classmethod
+    def _check_python(cls, value: str | None) -> str | None:
+        return None if value is None else _scheduler_text(value, SCHEDULER_ARGS, "a job script")
+
+    @field_validator("job_extra_directives")
+    @classmethod
+    def _check_directives(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        for value in values:
+            _scheduler_text(value, SCHEDULER_ARGS, "a job script")
+        return values
 
     @model_validator(mode="after")
     def _check_kind(self) -> ClusterConfig:

@@ -24,241 +24,33 @@ import math
 from collections.abc import Callable, Mapping
 
 import numpy as np
-from scipy import special
 
+from batchfit.core.functions import (
+    ARITY,
+    DEFAULT_FUNCTIONS,
+    HELPERS,
+    arity,
+    as_float,
+    float_result,
+    guard,
+)
+from batchfit.core.syntax import (
+    ALLOWED_NODES,
+    CONSTANTS,
+    MAX_DEPTH,
+    MAX_LENGTH,
+    MAX_NODES,
+    fail,
+    parse_checked,
+    rewrite,
+)
 from batchfit.errors import ExpressionError
 
-MAX_LENGTH = 2000
-MAX_NODES = 2000
+__all__ = ["ALLOWED_NODES", "CONSTANTS", "DEFAULT_FUNCTIONS", "MAX_DEPTH", "MAX_LENGTH",
+           "MAX_NODES", "Expression", "TieSet", "check_name", "compile_expression",
+           "parse_expression"]
+
 _FD_STEP = np.finfo(float).eps ** (1.0 / 3.0)  # central differences of tie expressions
-CONSTANTS = {"pi": math.pi, "e": math.e, "inf": math.inf, "nan": math.nan}
-
-
-def _float_args(fn):
-    def wrapped(*args):
-        return fn(*(np.asarray(a, dtype=float) for a in args))
-
-    wrapped.__name__ = fn.__name__
-    return wrapped
-
-
-def _max(*args):
-    return args[0] if len(args) == 1 else np.maximum.reduce(np.broadcast_arrays(*args))
-
-
-def _min(*args):
-    return args[0] if len(args) == 1 else np.minimum.reduce(np.broadcast_arrays(*args))
-
-
-def _factorial(n):
-    return special.gamma(np.asarray(n, dtype=float) + 1.0)
-
-
-def _fsum(values):
-    return np.sum(np.asarray(values, dtype=float), axis=0)
-
-
-def _ldexp(m, k):
-    k = np.clip(np.nan_to_num(np.asarray(k, dtype=float)), -2000, 2000).astype(np.int64)
-    return np.ldexp(np.asarray(m, dtype=float), k)
-
-
-def _as_int(a):
-    a = np.nan_to_num(np.asarray(a, dtype=float), posinf=0.0, neginf=0.0)
-    return np.clip(a, -(2.0**62), 2.0**62).astype(np.int64)
-
-
-def _shift(fn):
-    def shifted(a, b):
-        return fn(_as_int(a), np.clip(_as_int(b), 0, 63)).astype(float)
-
-    return shifted
-
-
-def _bitwise(fn):
-    def op(a, b):
-        return fn(_as_int(a), _as_int(b)).astype(float)
-
-    return op
-
-
-def _pow(a, b):
-    return np.power(np.asarray(a, dtype=float), np.asarray(b, dtype=float))
-
-
-def _scalar(value):
-    return value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
-
-
-def _where(cond, a, b):
-    return _scalar(np.where(cond, a, b))
-
-
-def _not(a):
-    return _scalar(np.logical_not(a))
-
-
-def _and(*args):
-    return _scalar(np.logical_and.reduce(np.broadcast_arrays(*args)))
-
-
-def _or(*args):
-    return _scalar(np.logical_or.reduce(np.broadcast_arrays(*args)))
-
-
-DEFAULT_FUNCTIONS: dict[str, Callable] = {
-    "abs": np.abs, "fabs": np.fabs, "sign": np.sign,
-    "acos": np.arccos, "acosh": np.arccosh, "asin": np.arcsin, "asinh": np.arcsinh,
-    "atan": np.arctan, "atan2": np.arctan2, "atanh": np.arctanh,
-    "arccos": np.arccos, "arcsin": np.arcsin, "arctan": np.arctan, "arctan2": np.arctan2,
-    "ceil": np.ceil, "floor": np.floor, "trunc": np.trunc, "copysign": np.copysign,
-    "cos": np.cos, "cosh": np.cosh, "sin": np.sin, "sinh": np.sinh,
-    "tan": np.tan, "tanh": np.tanh, "degrees": np.degrees, "radians": np.radians,
-    "exp": np.exp, "expm1": np.expm1, "log": np.log, "log10": np.log10,
-    "log1p": np.log1p, "log2": np.log2, "sqrt": np.sqrt, "hypot": np.hypot,
-    "fmod": _float_args(np.fmod), "frexp": np.frexp, "modf": np.modf,
-    "ldexp": _ldexp, "isinf": np.isinf, "isnan": np.isnan, "isfinite": np.isfinite,
-    "factorial": _factorial, "gamma": special.gamma, "erf": special.erf,
-    "erfc": special.erfc, "fsum": _fsum, "max": _max, "min": _min, "pow": _pow,
-    "where": _where,
-}
-
-# Rewrites of operators into functions that are safe on floats and arrays.
-_HELPERS = {
-    "_bf_pow": _pow, "_bf_div": _float_args(np.true_divide),
-    "_bf_floordiv": _float_args(np.floor_divide), "_bf_mod": _float_args(np.mod),
-    "_bf_lshift": _shift(np.left_shift), "_bf_rshift": _shift(np.right_shift),
-    "_bf_band": _bitwise(np.bitwise_and), "_bf_bor": _bitwise(np.bitwise_or),
-    "_bf_bxor": _bitwise(np.bitwise_xor), "_bf_invert": lambda a: (~_as_int(a)).astype(float),
-    "_bf_where": _where, "_bf_not": _not, "_bf_and": _and, "_bf_or": _or,
-}
-_BINOP_HELPERS = {
-    # Division goes through numpy so that 1/0 is inf for a float as for an array.
-    ast.Div: "_bf_div", ast.FloorDiv: "_bf_floordiv", ast.Mod: "_bf_mod",
-    ast.Pow: "_bf_pow", ast.LShift: "_bf_lshift", ast.RShift: "_bf_rshift",
-    ast.BitAnd: "_bf_band", ast.BitOr: "_bf_bor", ast.BitXor: "_bf_bxor",
-}
-_ALLOWED_NODES = (
-    ast.Expression, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.IfExp,
-    ast.Call, ast.Name, ast.Load, ast.Constant, ast.Tuple, ast.keyword,
-    ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow,
-    ast.LShift, ast.RShift, ast.BitAnd, ast.BitOr, ast.BitXor,
-    ast.UAdd, ast.USub, ast.Not, ast.Invert, ast.And, ast.Or,
-    ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Is, ast.IsNot, ast.In, ast.NotIn,
-)
-
-
-def _fail(what: str, text: str, why: str) -> ExpressionError:
-    shown = text if len(text) <= 80 else text[:77] + "..."
-    return ExpressionError(f"{what}: invalid expression {shown!r}: {why}")
-
-
-def _parse(text: str, what: str) -> ast.Expression:
-    if not isinstance(text, str):
-        raise ExpressionError(f"{what}: expression must be a string, got {type(text).__name__}")
-    if len(text) > MAX_LENGTH:
-        raise _fail(what, text, f"longer than {MAX_LENGTH} characters")
-    if not text.strip():
-        raise _fail(what, text, "empty expression")
-    try:
-        tree = ast.parse(text.strip(), mode="eval")
-    except SyntaxError as exc:
-        raise _fail(what, text, f"syntax error ({exc.msg})") from None
-    except (RecursionError, MemoryError, ValueError):
-        raise _fail(what, text, "too deeply nested") from None
-    return tree
-
-
-class _Checker(ast.NodeVisitor):
-    """Reject every construct that is not plain arithmetic on names and numbers."""
-
-    def __init__(self, functions: Mapping[str, Callable], fail):
-        self.functions = functions
-        self.fail = fail
-        self.names: set[str] = set()
-        self.count = 0
-
-    def generic_visit(self, node):
-        self.count += 1
-        if self.count > MAX_NODES:
-            raise self.fail(f"more than {MAX_NODES} syntax nodes")
-        if not isinstance(node, _ALLOWED_NODES):
-            raise self.fail(f"{type(node).__name__} is not allowed in expressions")
-        super().generic_visit(node)
-
-    def visit_Constant(self, node):
-        if isinstance(node.value, bool | int | float):
-            return self.generic_visit(node)
-        raise self.fail(f"only numbers are allowed as literals, not {node.value!r}")
-
-    def visit_Name(self, node):
-        _check_name(node.id, self.fail)
-        if node.id in self.functions:
-            raise self.fail(f"function {node.id!r} used as a value; call it")
-        if node.id not in CONSTANTS:
-            self.names.add(node.id)
-        return self.generic_visit(node)
-
-    def visit_Call(self, node):
-        fn = node.func
-        if not isinstance(fn, ast.Name) or fn.id not in self.functions:
-            name = fn.id if isinstance(fn, ast.Name) else type(fn).__name__
-            known = ", ".join(sorted(self.functions))
-            raise self.fail(f"unknown function {name!r}; known: {known}")
-        if any(k.arg is None for k in node.keywords):
-            raise self.fail("**keyword unpacking is not allowed")
-        self.count += 1
-        for child in [*node.args, *(k.value for k in node.keywords)]:
-            self.visit(child)
-
-
-def _check_name(name: str, fail) -> None:
-    if name.startswith("_"):
-        raise fail(f"name {name!r}: names starting with '_' are not allowed")
-
-
-class _Rewriter(ast.NodeTransformer):
-    """Make operators float- and array-safe; make every number a float."""
-
-    def visit_Constant(self, node):
-        if isinstance(node.value, int) and not isinstance(node.value, bool):
-            return ast.copy_location(ast.Constant(float(node.value)), node)
-        return node
-
-    def visit_BinOp(self, node):
-        self.generic_visit(node)
-        helper = _BINOP_HELPERS.get(type(node.op))
-        return node if helper is None else _call(helper, [node.left, node.right], node)
-
-    def visit_UnaryOp(self, node):
-        self.generic_visit(node)
-        if isinstance(node.op, ast.Not):
-            return _call("_bf_not", [node.operand], node)
-        if isinstance(node.op, ast.Invert):
-            return _call("_bf_invert", [node.operand], node)
-        return node
-
-    def visit_BoolOp(self, node):
-        self.generic_visit(node)
-        return _call("_bf_and" if isinstance(node.op, ast.And) else "_bf_or", node.values, node)
-
-    def visit_Compare(self, node):
-        self.generic_visit(node)
-        if len(node.ops) == 1:
-            return node
-        lefts = [node.left, *node.comparators[:-1]]
-        triples = zip(lefts, node.ops, node.comparators, strict=True)
-        pairs = [ast.Compare(a, [op], [b]) for a, op, b in triples]
-        return _call("_bf_and", pairs, node)
-
-    def visit_IfExp(self, node):
-        self.generic_visit(node)
-        return _call("_bf_where", [node.test, node.body, node.orelse], node)
-
-
-def _call(name, args, like):
-    call = ast.Call(ast.Name(name, ast.Load()), list(args), [])
-    return ast.fix_missing_locations(ast.copy_location(call, like))
 
 
 class Expression:
@@ -270,34 +62,87 @@ class Expression:
         The source text.
     names : frozenset of str
         Free variable names (functions and the constants pi, e excluded).
+    tree : ast.Expression
+        The checked syntax tree, before operators are rewritten (only
+        :data:`ALLOWED_NODES`, calls of known functions with the right number
+        of arguments); for tools that transform expressions, e.g. derivatives.
+    what : str
+        What the expression is for; named in errors.
     """
 
-    def __init__(self, text: str, code, names: frozenset, namespace: dict):
+    def __init__(self, text: str, code, names: frozenset, namespace: dict, *,
+                 tree: ast.Expression | None = None, what: str = "expression"):
         self.text = text
         self.names = names
+        self.tree = tree
+        self.what = what
         self._code = code
         self._globals = namespace
 
     def __call__(self, values: Mapping):
         """Evaluate with ``values`` (floats or broadcastable numpy arrays).
 
-        Arithmetic errors give NaN or inf (numpy semantics), never an exception.
+        Every value is taken as a float (or float64 array); the result is a
+        float or a new float64 array, never one of ``values``. Arithmetic errors
+        give NaN or inf (numpy semantics), never an exception.
+
+        Raises
+        ------
+        ExpressionError
+            A name without a value, a non-numeric value, arrays that do not
+            broadcast together, or a user function that fails or returns no
+            number; the message names :attr:`what`.
         """
-        with np.errstate(all="ignore"):
+        ns = self._inputs(values)
+        try:
+            with np.errstate(all="ignore"):
+                out = float_result(eval(self._code, self._globals, ns))
+        except ArithmeticError:
+            return math.nan
+        except (TypeError, ValueError, NameError, IndexError) as exc:
+            shapes = ", ".join(f"{k}: {np.shape(v)}" for k, v in ns.items())
+            raise self._error(f"cannot be evaluated on values of shape ({shapes}): "
+                              f"{type(exc).__name__}: {exc}") from None
+        if isinstance(out, np.ndarray) and any(out is v for v in ns.values()):
+            out = out.copy()  # a bare name: never hand back the caller's own array
+        return out
+
+    def _inputs(self, values: Mapping) -> dict:
+        ns = {}
+        for name in self.names:
+            if name not in values:
+                raise self._error(f"needs a value for {name!r}")
             try:
-                return eval(self._code, self._globals, values)
-            except ArithmeticError:
-                return math.nan
+                ns[name] = as_float(values[name])
+            except (TypeError, ValueError):
+                raise self._error(f"the value of {name!r} is not a number or an array "
+                                  f"of numbers: {values[name]!r:.60}") from None
+        return ns
+
+    def _error(self, why: str) -> ExpressionError:
+        return ExpressionError(f"{self.what}: expression {self.text!r} {why}")
 
     def __repr__(self):
         return f"Expression({self.text!r})"
 
     def __reduce__(self):
-        return (_recompile, (self.text, self._globals.get("_bf_user_functions", {})))
+        return (_recompile, (self.text, self._globals.get("_bf_user_functions", {}), self.what))
 
 
-def _recompile(text, functions):
-    return compile_expression(text, functions)
+def _recompile(text, functions, what="expression"):
+    return compile_expression(text, functions, what=what)
+
+
+def parse_expression(text: str, *, what: str = "expression",
+                     functions: Mapping[str, Callable] | None = None) -> ast.Expression:
+    """The checked syntax tree of an untrusted expression (see :attr:`Expression.tree`).
+
+    Raises
+    ------
+    ExpressionError
+        As :func:`compile_expression`.
+    """
+    return compile_expression(text, functions, what=what).tree
 
 
 def compile_expression(
@@ -311,13 +156,16 @@ def compile_expression(
         The expression, e.g. ``"amp * exp(-x / tau) + c"``.
     functions : mapping, optional
         Extra functions the expression may call, on top of :data:`DEFAULT_FUNCTIONS`.
+        Each gets copies of its arguments and must return numbers.
     what : str
         What the expression is for (a parameter name, a config key); used in errors.
 
     Raises
     ------
     ExpressionError
-        Syntax error, disallowed construct, unknown function, too long.
+        Syntax error, disallowed construct (containers, ``is``/``in``, keyword
+        arguments, attributes, ...), unknown function, wrong number of
+        arguments, nested more than :data:`MAX_DEPTH` levels, too long.
     """
     if not functions:
         return _compile_plain(text, what)
@@ -331,22 +179,17 @@ def _compile_plain(text: str, what: str) -> Expression:
 
 
 def _compile(text: str, user: dict, what: str) -> Expression:
-    allowed = {**DEFAULT_FUNCTIONS, **{k: v for k, v in user.items() if callable(v)}}
-
-    def fail(why):
-        return _fail(what, text, why)
-
-    tree = _parse(text, what)
-    checker = _Checker(allowed, fail)
-    checker.visit(tree)
-    tree = ast.fix_missing_locations(_Rewriter().visit(tree))
+    user_funcs = {k: v for k, v in user.items() if callable(v)}
+    arities = {**ARITY, **{k: arity(v) for k, v in user_funcs.items()}}
+    tree, names = parse_checked(text, what, arities)
     try:
-        code = compile(tree, f"<{what}>", "eval")
+        code = compile(rewrite(tree), f"<{what}>", "eval")
     except (RecursionError, MemoryError, ValueError, SyntaxError):
-        raise fail("too deeply nested") from None
-    namespace = {"__builtins__": {}, **CONSTANTS, **allowed, **_HELPERS}
+        raise fail(what, text, f"nested more than {MAX_DEPTH} levels deep") from None
+    allowed = {**DEFAULT_FUNCTIONS, **{k: guard(v) for k, v in user_funcs.items()}}
+    namespace = {"__builtins__": {}, **CONSTANTS, **allowed, **HELPERS}
     namespace["_bf_user_functions"] = user
-    return Expression(text, code, frozenset(checker.names), namespace)
+    return Expression(text, code, names, namespace, tree=tree, what=what)
 
 
 def check_name(name) -> None:

@@ -41,8 +41,9 @@ from batchfit.core.bounds import Bounds
 from batchfit.core.expr import CONSTANTS, DEFAULT_FUNCTIONS, TieSet
 from batchfit.core.parameter import Parameters, _number
 from batchfit.errors import FitError, ParameterError
+from batchfit.vocabulary import CURVE_ENGINES
 
-ENGINES = ("leastsq", "lbfgsb", "anneal")
+ENGINES = CURVE_ENGINES
 _ALIASES = {"lm": "leastsq", "leastsq": "leastsq", "lbfgsb": "lbfgsb", "l-bfgs-b": "lbfgsb",
             "anneal": "anneal", "dual_annealing": "anneal"}
 # Cost of a trial point where the residual is not finite: large but far from overflow.

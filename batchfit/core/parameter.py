@@ -154,6 +154,7 @@ class Parameters(dict):
             self.add(*entry)
 
     def update(self, *args, **kws):
+        """Set parameters from a mapping or ``name=Parameter`` keywords (as ``dict.update``)."""
         for name, par in dict(*args, **kws).items():
             self[name] = par
 
@@ -162,6 +163,7 @@ class Parameters(dict):
         return {name: par.value for name, par in self.items()}
 
     def copy(self):
+        """A deep copy: parameters, their ties and results."""
         import copy
 
         return copy.deepcopy(self)

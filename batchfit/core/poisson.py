@@ -44,6 +44,7 @@ import numpy as np
 from scipy.special import xlogy
 
 from batchfit.errors import FitError
+from batchfit.vocabulary import COSTS
 
 FLOOR = 1e-12
 """Model value (counts per point) below which the deviance is continued quadratically."""
@@ -146,8 +147,8 @@ def checked_counts(cost: str, counts) -> np.ndarray | None:
         An unknown cost, counts given with ``'chisqr'``, or missing, non-finite
         or negative counts with ``'poisson'``.
     """
-    if cost not in ("chisqr", "poisson"):
-        raise FitError(f"cost={cost!r} is not one of 'chisqr', 'poisson'")
+    if cost not in COSTS:
+        raise FitError(f"cost={cost!r} is not one of {', '.join(map(repr, COSTS))}")
     if cost == "chisqr":
         if counts is not None:
             raise FitError("counts= is only used with cost='poisson'")

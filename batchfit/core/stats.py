@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 
+from batchfit.core.fdiff import central_partial, central_step
+
 EPS = np.finfo(float).eps
 
 
@@ -73,17 +75,11 @@ def numeric_jacobian(fun, x: np.ndarray, scale: np.ndarray | None = None,
     difference is one-sided, into the box.
     """
     x = np.asarray(x, dtype=float)
-    ref = np.abs(x) if scale is None else np.maximum(np.abs(x), np.abs(scale))
-    steps = EPS ** (1.0 / 3.0) * np.where(ref > 0, ref, 1.0)
+    steps = central_step(x, None if scale is None else np.maximum(np.abs(x), np.abs(scale)))
     lo = np.full(x.shape, -np.inf) if lo is None else np.asarray(lo, dtype=float)
     hi = np.full(x.shape, np.inf) if hi is None else np.asarray(hi, dtype=float)
-    cols = []
-    for j, h in enumerate(steps):
-        up, dn = x.copy(), x.copy()
-        up[j] = min(x[j] + h, hi[j])
-        dn[j] = max(x[j] - h, lo[j])
-        cols.append((np.asarray(fun(up)) - np.asarray(fun(dn))) / (up[j] - dn[j]))
-    return np.stack(cols, axis=1)
+    return np.stack([central_partial(fun, x, j, steps[j], lo[j], hi[j]) for j in range(x.size)],
+                    axis=1)
 
 
 def correlations(covar: np.ndarray) -> np.ndarray:

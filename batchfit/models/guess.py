@@ -147,7 +147,7 @@ def peak_shape(y, x):
 
 
 def _crossing(yb, x, below, ipk, height, side):
-    """x of the half-maximum crossing nearest to ``ipk`` on one ``side`` (-1 or +1)."""
+    """The x of the half-maximum crossing nearest to ``ipk`` on one ``side`` (-1 or +1)."""
     nx = x.size
     idx = np.arange(nx)
     if side < 0:

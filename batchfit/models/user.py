@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.abc
+import importlib.machinery
 import inspect
-import re
+import os
 import sys
+from collections.abc import Iterable
 
 import numpy as np
 
 from batchfit.errors import ExpressionError, ModelError
 from batchfit.models.model import Kernel, Model
+from batchfit.vocabulary import parse_function_ref
 
-_REF = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 DEFAULT_VALUE = 1.0  # starting value of a parameter with no default in the signature
 INDEPENDENT = "x"  # name of the independent variable in expression models
 
@@ -43,6 +46,41 @@ def _fix(ref: str) -> str:
     )
 
 
+class ModelPathFinder(importlib.abc.MetaPathFinder):
+    """Finds one top-level module, that of ``model.function``, in the given folders.
+
+    It sits at the end of ``sys.meta_path``: an installed package of the same
+    name wins, and no other name (``xarray``, say) is ever looked up in the
+    folders, so nothing else there can run. The folders never go on ``sys.path``.
+    """
+
+    def __init__(self, top: str, folders: tuple[str, ...]):
+        self.top = top
+        self.folders = folders
+
+    def find_spec(self, fullname, path=None, target=None):
+        """The spec of :attr:`top` from the folders; None for every other name."""
+        if fullname != self.top:
+            return None  # submodules of a package found here use its __path__
+        return importlib.machinery.PathFinder.find_spec(fullname, list(self.folders))
+
+
+def use_model_path(ref: str | None, folders: Iterable[str | os.PathLike]) -> None:
+    """Let the module of the function model ``ref`` be imported from ``folders`` only.
+
+    This is what ``model.python_path`` does; with no function model (``ref``
+    None) it does nothing. Calling it again with the same arguments is a no-op.
+    """
+    folders = tuple(os.fspath(f) for f in folders)
+    if not ref or not folders or not isinstance(ref, str):
+        return
+    top = ref.split(":")[0].split(".")[0]
+    for finder in sys.meta_path:
+        if isinstance(finder, ModelPathFinder) and (finder.top, finder.folders) == (top, folders):
+            return
+    sys.meta_path.append(ModelPathFinder(top, folders))
+
+
 def resolve_function(ref: str):
     """Import ``"pkg.mod:func"`` and return the function object.
 
@@ -52,9 +90,10 @@ def resolve_function(ref: str):
         Malformed reference, module from the standard library, import failure,
         missing attribute, or an attribute that is not a Python function.
     """
-    if not isinstance(ref, str) or not _REF.match(ref):
+    parts = parse_function_ref(ref)
+    if parts is None:
         raise ModelError(f"{_fix(ref)}; {ref!r} is not of that form")
-    module_name, attr = ref.split(":")
+    module_name, attr = parts
     if module_name.split(".")[0] in sys.stdlib_module_names:
         raise ModelError(
             f"{_fix(ref)}; {module_name!r} is a Python standard library module, "

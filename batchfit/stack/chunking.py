@@ -5,15 +5,22 @@ limit; :func:`batchfit.pipeline.plan` calls :func:`choose_chunks`.
 
 Rule (when ``input.chunks`` is not given)
 -----------------------------------------
-1. Budget per task: ``min(64 MiB, worker memory limit / (8 * threads per
-   worker))`` (:data:`TARGET_CHUNK_BYTES`, :data:`WORKER_FRACTION`). The limit
-   comes from the cluster config (local ``memory_limit`` or dask's ``'auto'``
-   share, job-queue ``memory`` per worker process) or, for a running
-   scheduler, from its workers (:func:`batchfit.stack.cluster.worker_memory`);
-   64 MiB when unknown. Tasks of one worker run ``threads`` at a time, so
-   together they use at most 1/8 of its limit; the rest is the worker
-   process itself (~150-200 MiB of imported libraries), allocator slack and
-   dask's own buffers.
+1. Budget per task: ``min(64 MiB, limit / (8 * threads), (0.75 * limit -
+   176 MiB) / threads)``; the last term at least ``limit / 64`` (:func:`task_budget`,
+   :data:`TARGET_CHUNK_BYTES`, :data:`WORKER_FRACTION`, :data:`TARGET_PEAK`,
+   :data:`WORKER_RESIDENT`). The limit comes from the cluster config (local
+   ``memory_limit`` or dask's ``'auto'`` share, job-queue ``memory`` per worker
+   process) or, for a running scheduler, from its workers
+   (:func:`batchfit.stack.cluster.worker_memory`); 64 MiB when unknown. A
+   worker keeps about 160-176 MiB resident between tasks (the Python process
+   with numpy, scipy, xarray, zarr, dask and distributed imported, their
+   caches), and its ``threads`` tasks run at once on top of that: the third
+   term keeps the worker's peak at or under 75% of its limit (dask pauses a
+   worker at 80% and restarts it at 95%). It is what binds for workers under
+   about 280 MiB; the 1/8 share binds above, where it leaves room for
+   allocator slack and dask's own buffers.
+   ``scripts/bench_memory.py``: a job 3x the workers' total limit, peak RSS
+   per worker against the rule without the third term.
 2. A task of ``p`` pixels needs ``p * bytes_per_pixel + min(p, B) *
    block_bytes + decode`` bytes (:func:`task_bytes`), measured with
    tracemalloc and RSS around :func:`batchfit.stack.task.fit_chunk`
@@ -55,13 +62,40 @@ TARGET_CHUNK_BYTES = 64 * 2**20
 """Cap on a task's estimated working set (bytes)."""
 WORKER_FRACTION = 8
 """A worker's concurrent tasks use at most 1 / WORKER_FRACTION of its memory limit."""
+TARGET_PEAK = 0.75
+"""A worker's peak resident memory should stay at or under this fraction of its limit."""
+WORKER_RESIDENT = 176 * 2**20
+"""Resident bytes of a worker besides its tasks (~161 MiB measured after the imports)."""
+MIN_BUDGET_FRACTION = 64
+"""The budget never goes under 1 / MIN_BUDGET_FRACTION of the limit (tiny workers)."""
 
 
-def task_budget(memory_limit: int | None, threads: int = 1) -> int:
-    """Bytes one task may use: ``min(TARGET_CHUNK_BYTES, limit / (WORKER_FRACTION * threads))``."""
+def task_budget(memory_limit: int | None, threads: int = 1,
+                resident: int = WORKER_RESIDENT) -> int:
+    """Bytes one task may use (rule 1 of the module docstring).
+
+    Parameters
+    ----------
+    memory_limit : int or None
+        A worker's memory limit in bytes; None when unknown (the cap is used).
+    threads : int
+        Tasks a worker runs at once.
+    resident : int
+        What a worker keeps resident besides its tasks.
+
+    Returns
+    -------
+    int
+        ``min(TARGET_CHUNK_BYTES, limit / (WORKER_FRACTION * threads),
+        max((TARGET_PEAK * limit - resident) / threads, limit / MIN_BUDGET_FRACTION))``.
+    """
     if not memory_limit:
         return TARGET_CHUNK_BYTES
-    return max(1, min(TARGET_CHUNK_BYTES, int(memory_limit) // (WORKER_FRACTION * max(threads, 1))))
+    limit, threads = int(memory_limit), max(threads, 1)
+    headroom = max(int(TARGET_PEAK * limit) - resident, 0) // threads
+    budget = min(TARGET_CHUNK_BYTES, limit // (WORKER_FRACTION * threads),
+                 max(headroom, limit // MIN_BUDGET_FRACTION))
+    return max(1, budget)
 
 
 def bytes_per_pixel(npts: int, nvar: int) -> int:
@@ -108,7 +142,7 @@ def choose_chunks(data: xr.DataArray, fit_dim: str, nvar: int, given: dict | Non
     n_inputs : int
         Variables read per pixel with the data's chunking (2 with sigma).
     """
-    dims = [d for d in data.dims if d != fit_dim]
+    dims = [str(d) for d in data.dims if d != fit_dim]
     sizes = [data.sizes[d] for d in dims]
     given = dict(given or {})
     given.pop(fit_dim, None)

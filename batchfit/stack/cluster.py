@@ -42,20 +42,58 @@ import contextlib
 import ctypes
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol
 
 import dask
 from distributed import Client, LocalCluster
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from batchfit.errors import ConfigError
+from batchfit.config import ClusterConfig
+from batchfit.errors import ClusterError, ConfigError
+from batchfit.vocabulary import JOB_QUEUE_CLASSES, JOB_QUEUE_KINDS
 
 THREAD_ENV = {"OMP_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1, "MKL_NUM_THREADS": 1}
 # glibc mallopt parameter numbers (malloc.h)
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 MMAP_THRESHOLD = 4 * 2**20
 TRIM_THRESHOLD = 32 * 2**20
-JOBQUEUE_KINDS = ("slurm", "pbs", "sge", "lsf")
+WORKER_TIMEOUT = 60.0
+"""Seconds a job waits for a running scheduler to have a worker
+(environment variable ``BATCHFIT_WORKER_TIMEOUT`` overrides it)."""
+
+
+def worker_timeout() -> float:
+    """:data:`WORKER_TIMEOUT`, or ``BATCHFIT_WORKER_TIMEOUT`` when set."""
+    return float(os.environ.get("BATCHFIT_WORKER_TIMEOUT", WORKER_TIMEOUT))
+
+
+@contextlib.contextmanager
+def scheduler_client(address: str, timeout: float | None = None) -> Iterator[Client]:
+    """A client of the running scheduler at ``address`` that has at least one worker.
+
+    Raises
+    ------
+    ClusterError
+        The scheduler cannot be reached, or has no worker after ``timeout``
+        seconds (default :func:`worker_timeout`): a clear message instead of a
+        job that waits forever.
+    """
+    timeout = worker_timeout() if timeout is None else timeout
+    try:
+        client = Client(address, timeout=timeout)
+    except (OSError, TimeoutError) as exc:
+        raise ClusterError(f"cannot reach the Dask scheduler at {address!r} within "
+                           f"{timeout:g} s ({type(exc).__name__}: {exc})") from None
+    with client:
+        try:
+            client.wait_for_workers(1, timeout=timeout)
+        except TimeoutError:
+            raise ClusterError(
+                f"the Dask scheduler at {address!r} has no workers after {timeout:g} s; "
+                f"start some (`dask worker {address}`), or run without --scheduler "
+                "to use a local cluster (BATCHFIT_WORKER_TIMEOUT sets the wait)") from None
+        yield client
 
 
 def tune_malloc(memory_limit: int | None = None) -> bool:
@@ -99,7 +137,7 @@ class MallocTuning(WorkerPlugin):
 
 
 def worker_env_config(trim_env: bool = True) -> dict:
-    """dask config for the nanny's pre-spawn environment of local workers.
+    """Dask config for the nanny's pre-spawn environment of local workers.
 
     ``trim_env=True`` (default) keeps dask's ``MALLOC_TRIM_THRESHOLD_=65536``;
     ``False`` unsets it, for :class:`MallocTuning` experiments (module docstring).
@@ -110,16 +148,15 @@ def worker_env_config(trim_env: bool = True) -> dict:
 
 
 @contextlib.contextmanager
-def make_client(cluster_cfg, workers: int | None = None, scheduler: str | None = None,
+def make_client(cluster_cfg: ClusterConfig, workers: int | None = None,
+                scheduler: str | None = None,
                 malloc_tuning: bool | None = None) -> Iterator[Client]:
     """A connected ``distributed.Client`` for a job; closes what it started.
 
     Parameters
     ----------
-    cluster_cfg : object
-        The ``cluster`` section of a job config (kind, n_workers,
-        threads_per_worker, memory_limit, address, jobs, cores, memory,
-        walltime, queue, account, job_extra_directives, python).
+    cluster_cfg : ClusterConfig
+        The ``cluster`` section of a job config.
     workers : int, optional
         Overrides ``n_workers`` (local) or ``jobs`` (job queues).
     scheduler : str, optional
@@ -144,124 +181,144 @@ def make_client(cluster_cfg, workers: int | None = None, scheduler: str | None =
 
 
 @contextlib.contextmanager
-def _open_client(cfg, workers, scheduler) -> Iterator[Client]:
-    kind = "address" if scheduler else getattr(cfg, "kind", "local")
+def _open_client(cfg: ClusterConfig, workers: int | None,
+                 scheduler: str | None) -> Iterator[Client]:
+    kind = "address" if scheduler else cfg.kind
     if kind == "address":
-        address = scheduler or getattr(cfg, "address", None)
+        address = scheduler or cfg.address
         if not address:
             raise ConfigError("cluster.address: required when cluster.kind is 'address'")
-        with Client(address) as client:
+        with scheduler_client(address) as client:
             yield client
     elif kind == "local":
         with _local_cluster(cfg, workers) as cluster, Client(cluster) as client:
             yield client
-    elif kind in JOBQUEUE_KINDS:
+    elif kind in JOB_QUEUE_KINDS:
         with _jobqueue_cluster(cfg) as cluster, Client(cluster) as client:
-            cluster.scale(jobs=workers or getattr(cfg, "jobs", None) or 1)
+            cluster.scale(jobs=workers or cfg.jobs or 1)
             yield client
     else:
         raise ConfigError(f"cluster.kind: unknown kind {kind!r}; use local, address, "
-                          f"{', '.join(JOBQUEUE_KINDS)}")
+                          f"{', '.join(JOB_QUEUE_KINDS)}")
+
+
+class Keyed(Protocol):
+    """A task with a ``key``: its chunk's name."""
+
+    @property
+    def key(self) -> str:
+        """The chunk's name, unique within a job."""
+        ...
+
+
+TASK_RETRIES = 1
+"""A task whose worker died is run once more elsewhere before the job fails."""
+
+
+def map_tasks(client: Client, func: Callable[..., Any], tasks: Sequence[Keyed],
+              *more: Sequence[Any], prefix: str) -> Iterator[Any]:
+    """Run ``func(task, *more)`` for each task on the cluster; yield results as they finish.
+
+    Each task gets the dask key ``batchfit-<prefix>-<task.key>`` (shown on the
+    dashboard) and :data:`TASK_RETRIES` retries.
+    """
+    from distributed import as_completed
+
+    keys = [f"batchfit-{prefix}-{t.key}" for t in tasks]
+    futures = client.map(func, tasks, *more, key=keys, retries=TASK_RETRIES)
+    for fut in as_completed(futures):
+        yield fut.result()
 
 
 def default_workers(cpu_count: int | None = None) -> int:
     """Default number of local workers: ``min(2, cpu_count)``."""
-    import os
-
     return max(1, min(2, cpu_count or os.cpu_count() or 1))
 
 
-def _local_cluster(cfg, workers) -> LocalCluster:
-    n = workers or getattr(cfg, "n_workers", None) or default_workers()
+def _local_cluster(cfg: ClusterConfig, workers: int | None) -> LocalCluster:
     return LocalCluster(
-        n_workers=n,
-        threads_per_worker=getattr(cfg, "threads_per_worker", None) or 1,
+        n_workers=workers or cfg.n_workers or default_workers(),
+        threads_per_worker=cfg.threads_per_worker,
         processes=True,
-        memory_limit=getattr(cfg, "memory_limit", None) or "auto",
+        memory_limit=cfg.memory_limit or "auto",
         dashboard_address="127.0.0.1:0",
         host="127.0.0.1",
         silence_logs=logging.ERROR,
     )
 
 
-def worker_memory(cluster_cfg, workers: int | None = None,
+def worker_memory(cluster_cfg: ClusterConfig, workers: int | None = None,
                   scheduler: str | None = None) -> tuple[int | None, int]:
     """(memory limit per worker in bytes or None if unknown, threads per worker).
 
     Parameters
     ----------
-    cluster_cfg : object
+    cluster_cfg : ClusterConfig
         The ``cluster`` section of a job config.
     workers : int, optional
         Overrides ``n_workers`` (unused: dask's ``'auto'`` share depends on threads).
     scheduler : str, optional
         Address of a running scheduler: its workers are asked (smallest limit,
-        most threads); None for the limit when it has no workers or cannot be
-        reached.
+        most threads).
+
+    Raises
+    ------
+    ClusterError
+        The scheduler cannot be reached or has no worker (:func:`scheduler_client`),
+        so a job on it stops before anything is written.
     """
-    kind = "address" if scheduler else getattr(cluster_cfg, "kind", "local")
-    threads = getattr(cluster_cfg, "threads_per_worker", None) or 1
+    kind = "address" if scheduler else cluster_cfg.kind
+    threads = cluster_cfg.threads_per_worker
     if kind == "address":
-        return _scheduler_memory(scheduler or getattr(cluster_cfg, "address", None))
+        return _scheduler_memory(scheduler or cluster_cfg.address)
     if kind == "local":
         from distributed.worker_memory import parse_memory_limit
 
         # as each local worker's nanny does: 'auto' = the machine's memory * threads / cores
-        limit = getattr(cluster_cfg, "memory_limit", None) or "auto"
+        limit = cluster_cfg.memory_limit or "auto"
         return parse_memory_limit(limit, threads, logger=logging.getLogger(__name__)), threads
-    if kind in JOBQUEUE_KINDS:
-        cores = getattr(cluster_cfg, "cores", None) or 1
-        processes = max(1, cores // threads)
-        memory = dask.utils.parse_bytes(getattr(cluster_cfg, "memory", None) or "4GiB")
+    if kind in JOB_QUEUE_KINDS:
+        processes = max(1, (cluster_cfg.cores or 1) // threads)
+        memory = dask.utils.parse_bytes(cluster_cfg.memory or "4GiB")
         return memory // processes, threads
     return None, threads
 
 
-def _scheduler_memory(address, timeout: float = 10.0) -> tuple[int | None, int]:
+def _scheduler_memory(address: str | None, timeout: float | None = None) -> tuple[int | None, int]:
     if not address:
         return None, 1
-    try:
-        with Client(address, timeout=timeout) as client:
-            info = client.scheduler_info(n_workers=-1)["workers"].values()
-    except Exception:  # unreachable now: the job itself will report it
-        return None, 1
+    with scheduler_client(address, timeout) as client:
+        info = client.scheduler_info(n_workers=-1)["workers"].values()
     limits = [w.get("memory_limit") or 0 for w in info]
     threads = max((w.get("nthreads") or 1 for w in info), default=1)
     return (min(limits) if limits and min(limits) > 0 else None), threads
 
 
-def _jobqueue_class(kind: str):
+def _jobqueue_cluster(cfg: ClusterConfig) -> Any:
+    """A dask-jobqueue cluster from the config (no job is submitted until scaled)."""
     import dask_jobqueue
 
-    names = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "sge": "SGECluster",
-             "lsf": "LSFCluster"}
-    return getattr(dask_jobqueue, names[kind])
-
-
-def _jobqueue_cluster(cfg):
-    """A dask-jobqueue cluster from the config (no job is submitted until scaled)."""
-    cores = getattr(cfg, "cores", None) or 1
-    threads = getattr(cfg, "threads_per_worker", None) or 1
+    cores = cfg.cores or 1
     kwargs = dict(
         cores=cores,
-        processes=max(1, cores // threads),
-        memory=getattr(cfg, "memory", None) or "4GiB",
-        walltime=getattr(cfg, "walltime", None),
-        queue=getattr(cfg, "queue", None),
-        account=getattr(cfg, "account", None),
-        job_extra_directives=list(getattr(cfg, "job_extra_directives", None) or []),
+        processes=max(1, cores // cfg.threads_per_worker),
+        memory=cfg.memory or "4GiB",
+        walltime=cfg.walltime,
+        queue=cfg.queue,
+        account=cfg.account,
+        job_extra_directives=list(cfg.job_extra_directives),
         job_script_prologue=[f"export {k}={v}" for k, v in THREAD_ENV.items()],
         silence_logs=logging.ERROR,
+        python=cfg.python or None,
     )
-    if getattr(cfg, "python", None):
-        kwargs["python"] = cfg.python
-    return _jobqueue_class(cfg.kind)(**{k: v for k, v in kwargs.items() if v is not None})
+    cluster_class = getattr(dask_jobqueue, JOB_QUEUE_CLASSES[cfg.kind])
+    return cluster_class(**{k: v for k, v in kwargs.items() if v is not None})
 
 
-def job_script(cluster_cfg) -> str:
+def job_script(cluster_cfg: ClusterConfig) -> str:
     """The batch script a job-queue cluster would submit for one worker job."""
-    if getattr(cluster_cfg, "kind", None) not in JOBQUEUE_KINDS:
-        raise ConfigError(f"cluster.kind: job scripts exist for {', '.join(JOBQUEUE_KINDS)}; "
-                          f"got {getattr(cluster_cfg, 'kind', None)!r}")
+    if cluster_cfg.kind not in JOB_QUEUE_KINDS:
+        raise ConfigError(f"cluster.kind: job scripts exist for {', '.join(JOB_QUEUE_KINDS)}; "
+                          f"got {cluster_cfg.kind!r}")
     with _jobqueue_cluster(cluster_cfg) as cluster:
         return cluster.job_script()

@@ -3,9 +3,11 @@
 A block of fits is carried as one float64 array of shape ``pixels + (width,)``
 ("packed"): one field per output scalar. Packing lets a dask graph carry every
 result of a block in a single task output; :meth:`ResultLayout.unpack` splits it
-into the variables of section 5 of the design (with their dtypes) and works on
-numpy and dask arrays alike. Every integer field (nfev, ndata, nfree, success, status) is
-exactly representable in float64, so the round trip is lossless.
+into the store's variables (README "The output store"; names, dtypes and fills
+in :meth:`ResultLayout.scalar_fields`) and works on numpy and dask arrays alike.
+Every integer field (nfev, ndata, nfree, success,
+status) is exactly representable in
+float64, so the round trip is lossless.
 """
 
 from __future__ import annotations

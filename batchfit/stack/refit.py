@@ -34,14 +34,21 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import shutil
 import sys
 import warnings
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import xarray as xr
 import zarr
+from distributed import Client
 
+from batchfit.config import JobConfig
+from batchfit.stack import zarrio
+from batchfit.stack.cluster import map_tasks
+from batchfit.stack.layout import ResultLayout
 from batchfit.stack.store import ChunkGrid, atomic_write, markers
 from batchfit.stack.task import TaskSpec, fit_region, init_region, read_inputs
 from batchfit.status import Status
@@ -55,7 +62,7 @@ NOT_CANDIDATES = (Status.MASKED, Status.BAD_DATA, Status.NOT_RUN)
 # ------------------------------------------------------------------ markers
 
 
-def is_done(path) -> bool:
+def is_done(path: str | os.PathLike) -> bool:
     """True when the refit pass of the store at ``path`` has finished."""
     return (markers(path) / DONE_MARKER).exists()
 
@@ -68,7 +75,7 @@ def _done_summaries(path) -> dict[str, dict]:
             if not p.name.startswith(".")}
 
 
-def counts(path) -> dict:
+def counts(path: str | os.PathLike) -> dict[str, int]:
     """Refit totals of a store so far: ``candidates``, ``improved``, ``chunks`` done."""
     done = _done_summaries(path)
     return {"candidates": sum(s["candidates"] for s in done.values()),
@@ -128,31 +135,33 @@ def neighbour_medians(ok: np.ndarray, values: dict[str, np.ndarray], pos: np.nda
     return medians, found
 
 
-def _plan_chunk(group, grid: ChunkGrid, index, var_names) -> dict | None:
+def _plan_chunk(group: zarr.Group, grid: ChunkGrid, index: tuple[int, ...],
+                var_names: Sequence[str]) -> dict | None:
     """The refit plan of one chunk from the first-pass maps, or None without candidates."""
     region = grid.region(index)
     sel = tuple(region[d] for d in grid.dims)
-    first_status = np.asarray(group["status"][sel])
-    cand = candidates(first_status, group["success"][sel])
+    status, success = zarrio.array(group, "status"), zarrio.array(group, "success")
+    first_status = np.asarray(status[sel])
+    cand = candidates(first_status, np.asarray(success[sel]))
     if not cand.any():
         return None
     pad = max(RADII)
     halo = tuple(slice(max(s.start - pad, 0), min(s.stop + pad, n))
                  for s, n in zip(sel, grid.sizes, strict=True))
-    ok = np.asarray(group["success"][halo], bool)
-    values = {n: np.asarray(group[n][halo], np.float64) for n in var_names}
+    ok = np.asarray(success[halo], bool)
+    values = {n: np.asarray(zarrio.array(group, n)[halo], np.float64) for n in var_names}
     ok &= np.all([np.isfinite(v) for v in values.values()], axis=0)
     pos = np.argwhere(cand)
     start = np.array([s.start - h.start for s, h in zip(sel, halo, strict=True)])
     medians, found = neighbour_medians(ok, values, pos + start)
-    flat = np.ravel_multi_index(tuple(pos.T), cand.shape)
+    flat = np.asarray(np.ravel_multi_index(tuple(pos.T), cand.shape))
     return {"index": list(index), "candidates": int(cand.sum()),
             "rows": flat[found].tolist(),
             "first_status": first_status.ravel()[flat[found]].astype(int).tolist(),
             "init": {n: m[found].tolist() for n, m in medians.items()}}
 
 
-def make_plan(path, grid: ChunkGrid, var_names) -> list[dict]:
+def make_plan(path: str | os.PathLike, grid: ChunkGrid, var_names: Sequence[str]) -> list[dict]:
     """Read (or make and save) the refit plans of every chunk with candidates."""
     folder = markers(path) / REFIT_DIR
     if (folder / "planned").exists():
@@ -160,7 +169,7 @@ def make_plan(path, grid: ChunkGrid, var_names) -> list[dict]:
                 if not p.name.startswith(".")]
     # No refit task has run yet: the store still holds the first-pass maps.
     shutil.rmtree(folder, ignore_errors=True)
-    group = zarr.open_group(str(path), mode="r", use_consolidated=False)
+    group = zarrio.open_group(path)
     plans = [p for i in grid.indices() if (p := _plan_chunk(group, grid, i, var_names))]
     for p in plans:
         atomic_write(folder / "plan" / f"{ChunkGrid.key(tuple(p['index']))}.json",
@@ -205,10 +214,10 @@ def refit_chunk(task: TaskSpec, plan: dict) -> dict:
 
 def _write_pixels(path, res: xr.Dataset, region: dict, pixels: np.ndarray) -> None:
     """Overwrite only ``pixels`` (bool over the region) of every variable in the store."""
-    group = zarr.open_group(str(path), mode="r+", use_consolidated=False)
+    group = zarrio.open_group(path, mode="r+")
     for name, var in res.data_vars.items():
-        arr = group[name]
-        dims = tuple(arr.metadata.dimension_names)
+        arr = zarrio.array(group, str(name))
+        dims = zarrio.dims(arr)
         sel = tuple(region.get(d, slice(None)) for d in dims)
         current = np.asarray(arr[sel])
         current[pixels] = np.asarray(var.transpose(*dims).values, dtype=arr.dtype)[pixels]
@@ -218,21 +227,24 @@ def _write_pixels(path, res: xr.Dataset, region: dict, pixels: np.ndarray) -> No
 # ------------------------------------------------------------------ the pass (client side)
 
 
-def hook(config, layout, grid: ChunkGrid, make_task, quiet: bool = True):
-    """The refit pass as ``f(client) -> summary dict``, or None when none is due.
+MakeTask = Callable[[tuple[int, ...]], TaskSpec]
+"""``make_task(index)``: the main-pass task spec of a chunk."""
 
-    ``make_task(index)`` gives the main-pass task spec of a chunk.
-    """
+
+def hook(config: JobConfig, layout: ResultLayout, grid: ChunkGrid, make_task: MakeTask,
+         quiet: bool = True) -> Callable[[Client], dict] | None:
+    """The refit pass as ``f(client) -> summary dict``, or None when none is due."""
     if not config.fit.refit_failed or is_done(config.output.path):
         return None
 
-    def run_pass(client) -> dict:
+    def run_pass(client: Client) -> dict:
         return execute(client, config.output.path, layout.var_names, grid, make_task, quiet)
 
     return run_pass
 
 
-def execute(client, path, var_names, grid: ChunkGrid, make_task, quiet: bool = True) -> dict:
+def execute(client: Client, path: str | os.PathLike, var_names: Sequence[str], grid: ChunkGrid,
+            make_task: MakeTask, quiet: bool = True) -> dict:
     """Plan (or reload the plan), run the missing chunk tasks, mark the pass done."""
     plans = make_plan(path, grid, var_names)
     done = _done_summaries(path)
@@ -242,9 +254,8 @@ def execute(client, path, var_names, grid: ChunkGrid, make_task, quiet: bool = T
         print(f"batchfit: refit pass: {sum(p['candidates'] for p in plans)} failed pixels, "
               f"{len(tasks)} chunk tasks", file=sys.stderr)
     if tasks:
-        keys = [f"batchfit-refit-{t.key}" for t in tasks]
-        for fut in client.map(refit_chunk, tasks, todo, key=keys, retries=1):
-            fut.result()
+        for _ in map_tasks(client, refit_chunk, tasks, todo, prefix="refit"):
+            pass
     totals = counts(path)
     atomic_write(markers(path) / DONE_MARKER, json.dumps(totals, sort_keys=True))
     return {**totals, "chunks_computed": len(tasks)}

@@ -17,10 +17,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import xarray as xr
 
+from batchfit import status
 from batchfit.batch import pixels
+from batchfit.config import InputConfig
 from batchfit.core import Parameters
 from batchfit.models import Model
 from batchfit.stack import store
@@ -29,17 +30,6 @@ from batchfit.stack.cluster import release_memory
 from batchfit.stack.inputs import load_region, open_input
 from batchfit.stack.store import ChunkGrid
 from batchfit.status import Status
-
-
-@dataclass(frozen=True)
-class InputRef:
-    """Where a task's input is: the file and its variable names."""
-
-    path: str
-    variable: str
-    fit_dim: str
-    sigma: str | None = None
-    mask: str | None = None
 
 
 @dataclass(frozen=True)
@@ -64,8 +54,8 @@ class TaskSpec:
         The chunk's index in the job's :class:`~batchfit.stack.store.ChunkGrid`.
     region : tuple of (dim, start, stop)
         The chunk's pixels, one entry per pixel dim in the grid's order.
-    input : InputRef
-        The input file and variable names.
+    input : InputConfig
+        The job's ``input:`` section: file, variable names, fit dim.
     model : dict
         The model's :attr:`~batchfit.models.Model.reference`.
     template : str
@@ -77,12 +67,13 @@ class TaskSpec:
     init : str or None
         Path of an earlier result store whose values start the fits.
     python_path : tuple of str
-        Folders put on ``sys.path`` before the model is imported.
+        Folders a function model's module is imported from
+        (:func:`batchfit.config.use_python_path`; never put on ``sys.path``).
     """
 
     index: tuple[int, ...]
     region: tuple[tuple[str, int, int], ...]
-    input: InputRef
+    input: InputConfig
     model: Mapping[str, Any]
     template: str
     fit: FitOptions
@@ -124,10 +115,10 @@ class TaskInputs:
 
 def read_inputs(task: TaskSpec) -> TaskInputs:
     """Import the model and load the task's region of data, sigma and mask."""
-    from batchfit.config import extend_sys_path
+    from batchfit.config import use_python_path
     from batchfit.models import from_reference
 
-    extend_sys_path(task.python_path)
+    use_python_path(task.python_path, task.model.get("function"))
     region, inp = task.slices, task.input
     ds = open_input(inp.path)
     data = load_region(ds[inp.variable], region)
@@ -159,10 +150,10 @@ def fit_chunk(task: TaskSpec) -> dict:
     res = fit_region(task, inputs, mask=inputs.mask, init=init_region(task, inputs.params),
                      guess=task.fit.guess)
     store.write_region(task.output, res, task.slices)
-    codes = np.bincount(res["status"].values.ravel().astype(np.int64), minlength=len(Status))
+    counts = status.count(res["status"])
     summary = {"index": list(task.index), "pixels": int(res["status"].size),
-               "fitted": int(res["status"].size - codes[Status.MASKED]),
-               "counts": {str(int(c)): int(n) for c, n in enumerate(codes) if n}}
+               "fitted": int(res["status"].size - counts[Status.MASKED]),
+               "counts": {str(int(c)): n for c, n in counts.items() if n}}
     store.mark_done(task.output, task.index, summary)
     del res, inputs
     release_memory()
@@ -178,5 +169,6 @@ def init_region(task: TaskSpec, params: Parameters) -> dict[str, xr.DataArray] |
     if not task.init:
         return None
     earlier = store.open_results(task.init)
-    keys = [k for k in earlier.data_vars if pixels.parse_key(params, str(k))[0] is not None]
+    keys = [str(k) for k in earlier.data_vars
+            if pixels.parse_key(params, str(k))[0] is not None]
     return {k: load_region(earlier[k], task.slices) for k in keys}

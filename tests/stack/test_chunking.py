@@ -9,17 +9,14 @@ test leaves tiles of a few dozen pixels and thousands of tasks. That run
 
 from __future__ import annotations
 
-import dask
 import dask.array as dsa
 import numpy as np
 import pytest
 import xarray as xr
-from distributed import LocalCluster
 
 from batchfit import pipeline
 from batchfit.batch.fit import block_size
 from batchfit.stack import chunking
-from batchfit.stack.cluster import worker_memory
 from batchfit.stack.synthetic import make_cube, write_cube
 
 from .conftest import make_job
@@ -34,22 +31,26 @@ def cube(shape, chunks=None, dtype="float32"):
     return xr.DataArray(dsa.zeros(shape, chunks=chunks, dtype=dtype), dims=("y", "x", "e"))
 
 
-class Cfg:
-    """A stand-in for a config's cluster section."""
-
-    def __init__(self, **kw):
-        self.kind, self.threads_per_worker = "local", 1
-        self.__dict__.update(kw)
-
-
 @pytest.mark.parametrize("limit, threads, expect", [
     (None, 1, 64 * MiB),                 # unknown: the cap
     (16 * 2**30, 1, 64 * MiB),           # big workers: still the cap
-    (256 * MiB, 1, 32 * MiB),            # 1/8 of the limit
-    (256 * MiB, 4, 8 * MiB),             # shared by the worker's threads
+    (384 * MiB, 1, 48 * MiB),            # 1/8 of the limit
+    (384 * MiB, 4, 12 * MiB),            # shared by the worker's threads
+    (256 * MiB, 1, 16 * MiB),            # 75% of the limit less the worker's 176 MiB
+    (256 * MiB, 4, 4 * MiB),             # shared by the worker's threads
+    (128 * MiB, 1, 2 * MiB),             # too small for 75%: 1/64 of the limit
 ])
 def test_task_budget(limit, threads, expect):
     assert chunking.task_budget(limit, threads) == expect
+
+
+@pytest.mark.parametrize("limit", [256 * MiB, 300 * MiB, 512 * MiB, 2**30, 2**34])
+@pytest.mark.parametrize("threads", [1, 2, 3, 4])
+def test_budget_keeps_the_worker_under_75_percent(limit, threads):
+    """The worker's resident memory plus its concurrent tasks' budgets stay <= 75%."""
+    budget = chunking.task_budget(limit, threads)
+    assert chunking.WORKER_RESIDENT + threads * budget <= 0.75 * limit
+    assert budget <= limit / (8 * threads) and budget <= chunking.TARGET_CHUNK_BYTES
 
 
 def test_task_bytes_is_the_documented_formula():
@@ -105,7 +106,7 @@ def test_tile_smaller_than_native_chunks_is_a_divisor():
     Budgets: 1168 pixels in 31.25 MiB, 3055 in 64 MiB (128 points, blocks of 2048 curves).
     """
     data = cube((1000, 1000, 128), (100, 100, 128))
-    assert chunking.choose_chunks(data, "e", 5, budget=chunking.task_budget(250 * MiB)) == (25, 25)
+    assert chunking.choose_chunks(data, "e", 5, budget=250 * MiB // 8) == (25, 25)
     assert chunking.choose_chunks(data, "e", 5) == (50, 50)
 
 
@@ -157,28 +158,13 @@ def test_three_pixel_dims():
         assert nat % c == 0 or c % nat == 0
 
 
-def test_worker_memory_from_the_config():
-    assert worker_memory(Cfg(memory_limit="300MiB")) == (300 * MiB, 1)
-    assert worker_memory(Cfg(memory_limit="1GiB", threads_per_worker=2)) == (2**30, 2)
-    auto, _ = worker_memory(Cfg(memory_limit=None))
-    assert 0 < auto <= dask.utils.parse_bytes("1PiB")
-    slurm = Cfg(kind="slurm", cores=8, memory="32GiB", threads_per_worker=2)
-    assert worker_memory(slurm) == (8 * 2**30, 2)  # 4 worker processes per job
-    assert worker_memory(Cfg(kind="address", address=None)) == (None, 1)
-
-
-def test_worker_memory_asks_a_running_scheduler():
-    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, memory_limit="123MiB",
-                      dashboard_address=None) as c:
-        assert worker_memory(Cfg(kind="local"), scheduler=c.scheduler_address) == (123 * MiB, 2)
-
-
 def test_plan_uses_the_configured_worker_limit(tmp_path):
     path = tmp_path / "cube.zarr"
     write_cube(make_cube(256, 256, 128, seed=1), path, {"y": 64, "x": 64})
     roomy = pipeline.plan(make_job(path, tmp_path / "a.zarr", cluster__memory_limit="4GiB"))
-    small = pipeline.plan(make_job(path, tmp_path / "b.zarr", cluster__memory_limit="96MiB"))
+    small = pipeline.plan(make_job(path, tmp_path / "b.zarr", cluster__memory_limit="256MiB"))
     # 64 MiB less data + sigma chunks decoded (2 x 4 MiB) holds 2182 pixels: 32 x 64
     assert roomy.grid.chunks == (32, 64)
-    assert small.grid.chunks == (16, 16)  # divisors of 64 within 12 MiB
-    assert chunking.task_bytes(16 * 16, 128, 5, 4 * MiB) <= 12 * MiB
+    # 256 MiB: 75% less the worker's 176 MiB leaves 16 MiB; divisors of 64 within it
+    assert small.grid.chunks == (16, 16)
+    assert chunking.task_bytes(16 * 16, 128, 5, 4 * MiB) <= 16 * MiB
