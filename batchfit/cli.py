@@ -70,12 +70,26 @@ def status(store: str) -> None:
 @click.argument("store", type=click.Path())
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Folder for the PNG maps (default: next to the store).")
-def report(store: str, out_dir: str | None) -> None:
-    """Write PNG maps and histograms of every parameter, stderr, redchi and status."""
+@click.option("--pixel", "pixels", multiple=True, metavar="DIM=LABEL,...",
+              help="Also draw this pixel's fit on pixels.png, e.g. --pixel y=3,x=5 "
+                   "(repeatable).")
+def report(store: str, out_dir: str | None, pixels: tuple[str, ...]) -> None:
+    """Write PNG maps of every parameter, stderr, redchi and status, and pixel fits.
+
+    pixels.png shows data, model, components and residual of chosen pixels.
+    """
     make = _lookup("batchfit.report", "report", "report")
-    result = make(store, out_dir)
+    result = make(store, out_dir, pixels) if pixels else make(store, out_dir)
     if result is not None:
         click.echo(result)
+
+
+@cli.command()
+@click.argument("folder", required=False, default="configs", type=click.Path(file_okay=False))
+def examples(folder: str) -> None:
+    """Make the data the example configs in FOLDER (default: configs) read, in FOLDER/data."""
+    make = _lookup("batchfit.examples", "examples", "examples")
+    click.echo(make(folder))
 
 
 @cli.command()

@@ -31,7 +31,7 @@ from batchfit.stack import preflight, refit, store, zarrio
 from batchfit.stack.chunking import choose_chunks, task_budget
 from batchfit.stack.cluster import make_client, map_tasks, worker_memory
 from batchfit.stack.inputs import open_input, variable
-from batchfit.stack.layout import ResultLayout
+from batchfit.stack.layout import ResultLayout, fit_coordinate
 from batchfit.stack.pixel_init import pixel_init
 from batchfit.stack.store import ChunkGrid
 from batchfit.stack.task import FitOptions, TaskSpec, fit_chunk
@@ -102,7 +102,8 @@ def plan(config: JobConfig, workers: int | None = None, scheduler: str | None = 
     params = config.build_params(model)
     preflight.check_job(config, ds, data, model, params)
     per = _check_init(config, params, data)
-    layout = ResultLayout.from_params(pixels.template(params, per), config.output.covariance)
+    layout = ResultLayout.from_params(pixels.template(params, per), config.output.covariance,
+                                      model)
     dims = tuple(d for d in data.dims if d != inp.fit_dim)
     budget = task_budget(*worker_memory(config.cluster, workers, scheduler))
     chunks = choose_chunks(data, inp.fit_dim, len(layout.var_names), inp.chunks,
@@ -164,6 +165,7 @@ def _store_attrs(config, p: Plan) -> dict:
 def _pixel_coords(p: Plan) -> xr.Dataset:
     fit_dim = p.config.input.fit_dim
     coords = {k: v for k, v in p.data.coords.items() if fit_dim not in v.dims}
+    coords[fit_dim] = fit_coordinate(p.data, fit_dim)  # so curves rebuild from the store
     return xr.Dataset(coords=coords).compute()
 
 

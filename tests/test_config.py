@@ -95,8 +95,6 @@ BAD_EDITS = {
                               r"varied parameter; parameters\.p1_amplitude"),
     "missing input": ("input.path", "data/nothing.zarr",
                       r"input\.path: .*nothing\.zarr does not exist"),
-    "output folder missing": ("output.path", "nowhere/out.zarr",
-                              r"output\.path: folder .*nowhere does not exist"),
     "output is the input": ("output.path", "data/cube.zarr", r"output\.path: is the input"),
     "missing init store": ("init", "old.zarr", r"init: .*old\.zarr does not exist"),
     "bad chunks": ("input.chunks", {"y": 0}, r"input\.chunks: chunk size of 'y'"),
@@ -173,6 +171,21 @@ def test_output_under_a_regular_file(folder):
     (folder / "file.txt").write_text("not a folder")
     data = edit(good_config(), "output.path", "file.txt/out.zarr")
     _fails(folder, data, r"output\.path: .*file\.txt is a file, not a folder")
+
+
+def test_output_under_a_file_deeper_up(folder):
+    (folder / "file.txt").write_text("not a folder")
+    data = edit(good_config(), "output.path", "file.txt/a/b/out.zarr")
+    _fails(folder, data, r"output\.path: .*file\.txt is a file, not a folder")
+
+
+def test_output_folders_that_do_not_exist_yet_are_accepted_and_not_made(folder):
+    data = edit(good_config(), "output.path", "newruns/2026/run1/out.zarr")
+    path = write_config(folder, data)
+    before = listing(folder)
+    config = load_config(path)
+    assert config.output.path == (folder / "newruns/2026/run1/out.zarr").resolve()
+    assert listing(folder) == before and not (folder / "newruns").exists()
 
 
 @pytest.mark.skipif(sys.platform == "win32" or getattr(__import__("os"), "geteuid", lambda: 0)()

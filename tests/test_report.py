@@ -15,9 +15,9 @@ from batchfit.report import (
     DPI,
     FIGSIZE,
     PlotDependencyError,
-    _view,
     default_out_dir,
     make_report,
+    map_view,
     report,
 )
 from batchfit.status import Status, flag_attrs
@@ -215,7 +215,7 @@ def test_three_dimensional_store_shows_first_leading_index(tmp_path):
     files = make_report(path)
     assert len([f for f in files if f.suffix == ".png"]) == 5
     assert "pixels: 126 (t=3, y=6, x=7)" in _summary(files)
-    view = _view(xr.open_zarr(path)["p1_center"])
+    view = map_view(xr.open_zarr(path)["p1_center"])
     assert view.values.shape == (6, 7)
     assert "t=10.0 (first of 3)" in view.note
     np.testing.assert_array_equal(view.values, ds["p1_center"].values[0])

@@ -16,11 +16,13 @@ import numpy as np
 from batchfit.batch import lm, pixels
 from batchfit.batch.layout import Layout
 from batchfit.batch.linalg import covariance_from_gram
+from batchfit.batch.loop import fit_loop
 from batchfit.batch.result import BatchResult
+from batchfit.batch.start import guessed_starts
 from batchfit.core import poisson
-from batchfit.core.minimizer import Minimizer, engine_name
+from batchfit.core.minimizer import engine_name
 from batchfit.core.stats import held_parameters, information_criteria
-from batchfit.errors import FitError, InputError, ModelError
+from batchfit.errors import InputError, ModelError
 from batchfit.status import Status
 from batchfit.vocabulary import COSTS
 
@@ -51,7 +53,9 @@ def fit_batch(model, params, x, y, sigma=None, mask=None, init=None, guess=False
         template's. Values override ``guess`` and the template. Other keys
         are ignored.
     guess : bool
-        Start from ``model.guess(y, x)`` where it gives finite values.
+        Start each curve from a guess from its data that respects the template's
+        centres and bounds, or from the template where that fits better
+        (:mod:`batchfit.batch.start`).
     max_nfev : int, optional
         Maximum function evaluations per curve (default ``200*(nvar+1)``).
     covar : bool
@@ -86,14 +90,14 @@ def fit_batch(model, params, x, y, sigma=None, mask=None, init=None, guess=False
     _check_cost(cost, sigma)
     x, y, w = _prepare_data(x, y, sigma)
     n = y.shape[0]
-    starts = pixels.starting_values(params, layout.var_names, n, _guesses(model, x, y, guess),
-                                    per)
+    starts = pixels.starting_values(params, layout.var_names, n,
+                                    _guesses(model, layout, x, y, w, guess), per)
     curves = pixels.settings(params, layout.var_names, per, starts)
     result = BatchResult.empty(layout.names, layout.var_names, n, covar)
     todo = _classify(y, w, mask, curves.nvary, result, cost)
     if todo.size:
         name = "lm" if engine == "lm" else engine_name(engine)
-        runner = _fit_lm if name == "lm" else _fit_loop
+        runner = _fit_lm if name == "lm" else fit_loop
         runner(model, layout, x, _rows(y, todo), _rows(w, todo), _rows(starts, todo), result, todo,
                max_nfev=max_nfev, ftol=ftol, xtol=xtol, engine=name, curves=curves.take(todo),
                scale_covar=bool(scale_covar) and cost == "chisqr", cost=cost)
@@ -154,13 +158,11 @@ def _prepare_data(x, y, sigma):
     return x, np.where(w > 0, y, 0.0), w
 
 
-def _guesses(model, x, y, guess):
+def _guesses(model, layout, x, y, w, guess):
     out = []
     if guess:
-        yg = np.where(np.isfinite(y), y, np.nan)
         try:
-            with np.errstate(all="ignore"):
-                out.append(model.guess(yg, x))
+            out.append(guessed_starts(model, layout, x, y, w))
         except Exception as exc:  # a user model without a guess
             raise ModelError(f"guess=True but the model cannot guess: {exc}") from None
     return out
@@ -335,8 +337,9 @@ class _Problem:
         cols = []
         with np.errstate(all="ignore"):
             for j, name in enumerate(layout.var_names):
+                # a tie that does not depend on this parameter adds nothing (most of them)
                 terms = [_take(d[q], sel, full, npts) * g[:, j : j + 1]
-                         for q, g in ties.items() if q in d]
+                         for q, g in ties.items() if q in d and g[:, j].any()]
                 if name in d:
                     terms.append(_take(d[name], sel, full, npts))
                 col = sum(terms[1:], terms[0]) if terms else np.zeros(npts)
@@ -451,47 +454,3 @@ def _store_stderr(layout, ext, cov_ext, ok_held, result, todo):
         with np.errstate(invalid="ignore"):
             var = np.einsum("mi,mij,mj->m", g, cov_tied, g)
             result.stderr[name][todo] = np.where(ok, np.sqrt(var), np.nan)
-
-
-def _fit_loop(model, layout, x, y, w, starts, result, todo, *, max_nfev, ftol, xtol, engine,
-              curves, scale_covar=True, cost="chisqr"):
-    """The slow reference path: one core Minimizer per curve."""
-    params = layout.params.copy()
-    kws = {"max_nfev": max_nfev} if (max_nfev and engine == "leastsq") else {}
-    if engine == "leastsq":
-        kws.update(ftol=ftol, xtol=xtol)
-    for i, row in enumerate(todo):
-        keep = w[i] > 0
-        xi, yi, wi = x[keep], y[i][keep], w[i][keep]
-
-        def residual(p, xi=xi, yi=yi, wi=wi):
-            f = model(xi, **{q: p[q].value for q in model.param_names})
-            return f if cost == "poisson" else (yi - f) * wi
-
-        pixels.set_curve(params, layout.var_names, starts[i], curves, i)
-        try:
-            fitter = Minimizer(residual, params, scale_covar=scale_covar, cost=cost,
-                               counts=yi if cost == "poisson" else None)
-            getattr(fitter, engine)(**kws)
-        except FitError:
-            result.status[row] = Status.MODEL_ERROR
-            continue
-        _store_one(fitter, result, row)
-
-
-def _store_one(fitter, result, row):
-    ok = bool(fitter.success)
-    result.status[row] = Status.CONVERGED if ok else Status.MAX_NFEV
-    result.success[row] = ok
-    result.nfev[row] = fitter.nfev
-    if not ok:
-        return
-    result.chisqr[row], result.redchi[row] = fitter.chisqr, fitter.redchi
-    result.aic[row], result.bic[row] = fitter.aic, fitter.bic
-    for name, par in fitter.params.items():
-        result.values[name][row] = par.value
-        result.stderr[name][row] = np.nan if par.stderr is None else par.stderr
-    if result.covar is not None and fitter.covar is not None:
-        cols = [result.var_names.index(v) for v in fitter.var_names]
-        result.covar[row] = 0.0  # parameters held fixed in this curve
-        result.covar[row][np.ix_(cols, cols)] = fitter.covar

@@ -39,6 +39,7 @@ class Layout:
                 "use model.make_params()"
             )
         self.params = params
+        self.symtable = symtable
         self.ties = TieSet(params, symtable)
         for name, par in params.items():
             _check_parameter(name, par)

@@ -24,8 +24,11 @@ __all__ = [
     "gram",
     "gram_columns",
     "solve_spd",
+    "solve_stack",
 ]
 
+STACK_K = 10
+"""Above this many columns :func:`gram_columns` stacks them and calls :func:`gram`."""
 COVAR_RTOL = 1e-10
 """Default relative pivot tolerance of :func:`covariance_from_gram`."""
 
@@ -82,11 +85,16 @@ def gram_columns(cols, resid: np.ndarray):
 
     Notes
     -----
-    Every entry is one ``np.vecdot`` of two length-``npts`` vectors (a BLAS
-    dot product per row with the same length and strides), so a row's result
-    does not depend on the other rows (``tests/batch/test_linalg.py``).
+    Up to ``STACK_K`` columns, every entry is one ``np.vecdot`` of two
+    length-``npts`` vectors (a BLAS dot product per row with the same length
+    and strides: no copy, shared columns computed once); beyond, the columns
+    are stacked and :func:`gram` makes one product per row, so the number of
+    Python-level operations stays flat in ``k``. Either way a row's result
+    does not depend on the other rows (``tests/batch/test_fused.py``).
     """
     n, k = resid.shape[0], len(cols)
+    if k > STACK_K:  # one BLAS product per row: the Python cost does not grow as k**2
+        return gram(np.stack([np.broadcast_to(c, resid.shape) for c in cols], axis=-1), resid)
     a = np.empty((n, k, k))
     g = np.empty((n, k))
     for i, ci in enumerate(cols):
@@ -305,3 +313,58 @@ def covariance_from_gram(a: np.ndarray, rtol: float = COVAR_RTOL,
     cov *= scale[:, :, None] * scale[:, None, :]
     cov[~(ok & np.all(np.isfinite(cov), axis=(1, 2)))] = np.nan
     return cov
+
+
+def solve_stack(a: np.ndarray, b: np.ndarray):
+    """Solve symmetric positive definite systems ``a x = b`` for a stack of small ones.
+
+    Up to ``STACK_K`` unknowns by a Cholesky factorization in batch-last loops
+    (fastest for thousands of rows); beyond, one LAPACK call per matrix, so
+    the Python cost stays flat in ``k``. Each row's result never depends on
+    the other rows of the stack.
+
+    Parameters
+    ----------
+    a : ndarray, shape (n, k, k)
+    b : ndarray, shape (n, k)
+
+    Returns
+    -------
+    x : ndarray, shape (n, k)
+        NaN in rows that are not finite or are singular.
+    ok : ndarray of bool, shape (n,)
+    """
+    if a.shape[-1] <= STACK_K:  # small k: batch-last loops beat a LAPACK call per row
+        return _solve_small(a, b)
+    ok = np.isfinite(a).all(axis=(1, 2)) & np.isfinite(b).all(axis=1)
+    if not ok.all():  # stand-ins, so that one bad row cannot fail the stack
+        a = np.where(ok[:, None, None], a, np.eye(a.shape[-1]))
+        b = np.where(ok[:, None], b, 0.0)
+    try:
+        x = np.linalg.solve(a, b[:, :, None])[:, :, 0]
+    except np.linalg.LinAlgError:  # an exactly singular row: solve row by row
+        x = np.array([_solve_one(ai, bi) for ai, bi in zip(a, b, strict=True)])
+        x = x.reshape(b.shape)
+    with np.errstate(invalid="ignore"):
+        ok &= np.isfinite(x).all(axis=1)
+    x[~ok] = np.nan
+    return x, ok
+
+
+def _solve_small(a: np.ndarray, b: np.ndarray):
+    """Cholesky on the batch-last layout: O(k**2) vector operations, for k <= STACK_K."""
+    low, ok = cholesky_t(np.ascontiguousarray(a.transpose(1, 2, 0)))
+    # C order: a strided row would take another BLAS path in np.vecdot than a
+    # contiguous one (a single row), and round differently.
+    x = np.ascontiguousarray(cho_solve_t(low, np.ascontiguousarray(b.T)).T)
+    with np.errstate(invalid="ignore"):
+        ok &= np.isfinite(x).all(axis=1)
+    x[~ok] = np.nan
+    return x, ok
+
+
+def _solve_one(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    try:
+        return np.linalg.solve(a[None], b[None, :, None])[0, :, 0]
+    except np.linalg.LinAlgError:
+        return np.full(b.shape, np.nan)

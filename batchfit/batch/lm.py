@@ -13,8 +13,8 @@ squared column norms of ``J``, MINPACK's ``diag`` / scipy's ``x_scale='jac'``):
 1. Active set. A parameter at a bound whose descent direction ``-g_j``
    points out of the box is held (``p_j = 0``); the others are free (F).
 2. Damped normal equations on the free set,
-   ``(A_FF + mu D_FF^2) p_F = -g_F``, solved by Cholesky in the scaled
-   variables ``D p``. The trial point is projected onto the box,
+   ``(A_FF + mu D_FF^2) p_F = -g_F``, solved in the scaled variables ``D p``
+   (one LAPACK solve per curve). The trial point is projected onto the box,
    ``theta_t = clip(theta + p, lo, hi)``, and ``p`` is the projected step.
 3. Gain ratio ``rho = actred / prered`` with ``actred = 1 - C(theta_t) /
    C(theta)`` and ``prered = (|r|^2 - |r + J p|^2) / C(theta)``, where
@@ -28,10 +28,12 @@ squared column norms of ``J``, MINPACK's ``diag`` / scipy's ``x_scale='jac'``):
    |D theta|``), ``gtol`` (``max_j |g_j| / (|J_j| sqrt(C)) <= gtol`` over the
    free parameters) and a zero cost give CONVERGED; ``max_nfev`` evaluations
    give MAX_NFEV; ten non-finite trials in a row or a non-finite Jacobian give
-   MODEL_ERROR; STALLED (issue 9) when the step fails under maximal damping,
-   a parameter runs away (non-finite or beyond ``1e10 max(|theta0|, 1)``), or
-   every column of ``J`` fell to ``1e-8`` of its largest norm (a flat model).
-   The rules are the pure functions of :mod:`batchfit.batch.lm_rules`.
+   MODEL_ERROR; STALLED (issue 9) when a step fails under maximal damping,
+   a parameter runs away (non-finite, beyond ``1e10 max(|theta0|, 1)``, or
+   creeping down a valley: over 25 iterations the cost fell by under 5% while
+   ``|D dtheta| > 10 sqrt(C)``), or every column of ``J`` fell to ``1e-8`` of
+   its largest norm (a flat model). The rules are the pure functions of
+   :mod:`batchfit.batch.lm_rules`.
 
 A solution on a bound is reached like an interior one: once the projected
 step puts a parameter on its bound and the gradient holds it there, the
@@ -41,13 +43,9 @@ Levenberg-Marquardt of Kanzow, Yamashita & Fukushima (2004) with the active
 set of a projected-gradient method; scipy's ``trf`` (Branch, Coleman & Li
 1999) is the reference the tests compare against.
 
-The cost hook. ``evaluate`` may return a per-curve ``cost`` as a third item;
-the gain ratio, acceptance and ``ftol`` then use it instead of ``sum(r**2)``,
-while the step still comes from ``J^T J`` and ``J^T r`` (a Gauss-Newton or
-Fisher-scoring step). ``2 J^T r`` must be the gradient of the cost and
-``2 J^T J`` its (expected) Hessian: for the Poisson deviance ``2 sum(f - y -
-y log(f/y))`` take ``r = (f - y) / sqrt(f)`` and columns ``(df/dtheta) /
-sqrt(f)``.
+The cost hook: ``evaluate`` may return a per-curve ``cost`` (the Poisson
+deviance, say) that the gain ratio, acceptance and ``ftol`` use instead of
+``sum(r**2)``; see :func:`solve`.
 
 The tail. Up to ``block_size`` curves iterate together in one pool; when half
 of them have stopped the pool is refilled with curves not yet started, so a
@@ -87,13 +85,23 @@ from batchfit.batch.lm_rules import (
     gain_ratio,
     update_damping,
 )
-from batchfit.batch.lm_state import LMOutput, LMState, Step, damped_step, free_mask, linearize
+from batchfit.batch.lm_state import (
+    LMOutput,
+    LMState,
+    Step,
+    damped_step,
+    free_mask,
+    linearize,
+    progress_check,
+)
 
 __all__ = ["BLOCK_SIZE", "LMResult", "solve"]
 
 EPS = float(np.finfo(np.float64).eps)
 BLOCK_SIZE = 512
 """Curves iterating together (the pool size): the arrays of one pool fit in cache."""
+REFILL = 0.5
+"""The pool takes new curves when the active ones are at most this fraction of it."""
 
 
 @dataclass
@@ -118,8 +126,8 @@ class LMResult:
         Damped steps tried.
     jac_at_solution : ndarray, shape (n, npts, k) or None
         Jacobian freshly evaluated at `theta` (NaN for a bad start).
-    resid_at_solution : ndarray, shape (n, npts)
-        Residuals at `theta`.
+    resid_at_solution : ndarray, shape (n, npts), or None
+        Residuals at `theta` (None with ``return_resid=False``).
     gram_at_solution : ndarray, shape (n, k, k) or None
         ``J^T J`` of a fresh Jacobian at `theta` (``return_gram=True``): all a
         covariance needs, without keeping the ``(n, npts, k)`` Jacobian.
@@ -131,7 +139,7 @@ class LMResult:
     status: np.ndarray
     niter: np.ndarray
     jac_at_solution: np.ndarray | None
-    resid_at_solution: np.ndarray
+    resid_at_solution: np.ndarray | None
     gram_at_solution: np.ndarray | None = None
 
 
@@ -243,8 +251,12 @@ def solve(
     """
     theta0, lo, hi = _inputs(theta0, lower, upper)
     n, k = theta0.shape
+    if evaluate is None:
+        if resid is None:
+            raise ValueError("solve needs resid (with or without jac) or evaluate")
+        evaluate = evaluator(resid, jac, k)
     opts = _Options(
-        evaluate=evaluator(resid, jac, k) if evaluate is None else evaluate,
+        evaluate=evaluate,
         tol=Tolerances.make(ftol, xtol, gtol, 200 * (k + 1) if max_nfev is None else max_nfev),
         rel_step=np.sqrt(EPS) if diff_step is None else float(diff_step),
         gram=bool(return_gram), resid=bool(return_resid or return_jac))
@@ -279,12 +291,12 @@ def _run(opts: _Options, theta0, lo, hi, out: LMOutput, pool: int) -> None:
     state: LMState | None = None
     while True:
         size = 0 if state is None else state.size
-        if size <= pool // 2 and nxt < n:
+        if size <= REFILL * pool and nxt < n:
             rows = np.arange(nxt, min(n, nxt + pool - size))
             nxt = int(rows[-1]) + 1
             new = _init(opts, theta0[rows], rows, lo[rows], hi[rows], out)
             state = new if state is None else state.join(new)
-        elif size == 0:
+        elif state is None or size == 0:
             return
         else:
             state = _step(opts, state, out)
@@ -345,19 +357,18 @@ def _judge(state: LMState, step: Step, ev, cost_t, out: LMOutput) -> TrialReport
     acc = np.flatnonzero(accepted)
     state.theta[acc] = step.trial[acc]
     state.cost[acc] = cost_t[np.flatnonzero(accepted[ev])]
-    theta = state.theta
+    theta, niter = state.theta, out.niter[state.idx]
     with np.errstate(over="ignore", invalid="ignore"):
         x_norm = np.sqrt(np.vecdot(theta * theta, state.d2))
-        runaway = ~np.isfinite(theta).all(axis=1) | np.any(
-            np.abs(theta) > RUNAWAY * state.ref, axis=1)
+        runaway = np.any(~(np.abs(theta) <= RUNAWAY * state.ref), axis=1)  # NaN too
     return TrialReport(actred=actred, prered=prered, ratio=ratio, step_norm=step.step_norm,
                        x_norm=x_norm, finite=finite, accepted=accepted, runaway=runaway,
-                       mu=state.mu, nfev=out.nfev[state.idx], niter=out.niter[state.idx],
-                       nfail=state.nfail)
+                       creeping=progress_check(state, niter), mu=state.mu,
+                       nfev=out.nfev[state.idx], niter=niter, nfail=state.nfail)
 
 
 def _relinearize(opts, state: LMState, out: LMOutput, status, accepted, ev, r, columns):
-    """New Jacobian at accepted points: for curves that go on, and for ``J^T J`` kept."""
+    """Evaluate a new Jacobian at accepted points: for curves that go on, and for ``J^T J``."""
     going = status < 0
     need = np.flatnonzero(accepted & (going | opts.gram))
     if not need.size:

@@ -26,7 +26,7 @@ EvaluateFn = Callable[[np.ndarray, np.ndarray], tuple]
 
 
 def evaluator(resid: ResidFn, jac: JacFn | None, k: int) -> EvaluateFn:
-    """The ``evaluate`` form of a plain `resid` and `jac` pair.
+    """Make the ``evaluate`` form of a plain `resid` and `jac` pair.
 
     Parameters
     ----------

@@ -25,6 +25,7 @@ __all__ = [
     "TrialReport",
     "check_linearization",
     "check_termination",
+    "creeping",
     "gain_ratio",
     "update_damping",
 ]
@@ -43,6 +44,12 @@ MAX_FAIL = 10
 """Consecutive non-finite trial residuals after which a curve is a MODEL_ERROR."""
 RUNAWAY = 1e10
 """A parameter beyond ``RUNAWAY * max(|start|, 1)`` is running away: STALLED."""
+WINDOW = 25
+"""Iterations between two progress checks of a curve (see :func:`creeping`)."""
+MIN_PROGRESS = 0.05
+"""Fraction of the cost a window must remove while the parameters run off."""
+VALLEY = 10.0
+"""Scaled move, in units of the residual norm, that a flat window must exceed to stall."""
 FLAT_RTOL = 1e-16
 """Squared column norm below this fraction of its running maximum counts as zero."""
 GO_ON = -1
@@ -81,6 +88,7 @@ class TrialReport:
     finite: np.ndarray  # the trial cost was finite
     accepted: np.ndarray
     runaway: np.ndarray  # parameters non-finite or beyond RUNAWAY
+    creeping: np.ndarray  # cost flat over a window while the parameters ran off
     mu: np.ndarray  # damping after the update
     nfev: np.ndarray
     niter: np.ndarray
@@ -142,7 +150,7 @@ def check_termination(t: TrialReport, tol: Tolerances) -> np.ndarray:
     """Status of each curve after a damped step; ``GO_ON`` (-1) to keep going.
 
     In order of precedence: STALLED when parameters run away (non-finite, or
-    beyond ``RUNAWAY * max(|theta0|, 1)``) or a step was rejected under
+    beyond ``RUNAWAY * max(|theta0|, 1)``, or :func:`creeping`) or a step was rejected under
     maximal damping (``mu >= MU_STALL``: the cost is flat where its linear
     model says it should fall); CONVERGED by MINPACK's ``ftol`` test (actual
     and predicted relative reductions at most ``ftol``, ratio at most 2) or
@@ -163,13 +171,36 @@ def check_termination(t: TrialReport, tol: Tolerances) -> np.ndarray:
         ftol = (np.abs(t.actred) <= tol.ftol) & (t.prered <= tol.ftol) & (t.ratio <= 2.0)
         xtol = t.step_norm <= tol.xtol * t.x_norm
     conv = t.finite & (ftol | xtol)
-    stall = t.runaway | (t.finite & ~t.accepted & (t.mu >= MU_STALL))
+    stall = t.runaway | t.creeping | (t.finite & ~t.accepted & (t.mu >= MU_STALL))
     spent = (t.nfev >= tol.max_nfev) | (t.niter >= tol.max_iter)
     status = np.full(t.mu.shape, GO_ON, dtype=np.int8)
     for code, hit in ((Status.MAX_NFEV, spent), (Status.MODEL_ERROR, t.nfail >= MAX_FAIL),
                       (Status.CONVERGED, conv), (Status.STALLED, stall)):
         status[hit] = code  # later entries take precedence
     return status
+
+
+def creeping(cost: np.ndarray, mark_cost: np.ndarray, moved: np.ndarray) -> np.ndarray:
+    """Curves sliding down a valley without end: flat cost, parameters running off.
+
+    True when, over the last ``WINDOW`` iterations, the cost fell by less
+    than ``MIN_PROGRESS`` of its value at the window's start (``mark_cost``)
+    while the scaled parameters moved by ``moved = |D (theta - theta_mark)|
+    > VALLEY * sqrt(mark_cost)``: a move that, along any direction the model
+    responds to, would have changed the residuals by far more than their
+    size. Such a curve (a Gaussian turning into a parabola with ever larger
+    parameters that cancel, say) would otherwise creep to ``max_nfev``.
+
+    Parameters
+    ----------
+    cost, mark_cost, moved : ndarray, shape (m,)
+
+    Returns
+    -------
+    ndarray of bool, shape (m,)
+    """
+    with np.errstate(invalid="ignore"):
+        return (cost > (1.0 - MIN_PROGRESS) * mark_cost) & (moved > VALLEY * np.sqrt(mark_cost))
 
 
 def check_linearization(cost: np.ndarray, g: np.ndarray, cn2: np.ndarray, d2: np.ndarray,
@@ -200,12 +231,12 @@ def check_linearization(cost: np.ndarray, g: np.ndarray, cn2: np.ndarray, d2: np
     -------
     status : ndarray of int8, shape (m,)
     """
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cos = np.abs(g) / np.sqrt(cn2 * cost[:, None])
-    cos[(cn2 == 0.0) | ~free] = 0.0
+    # |g_j| / (|J_j| sqrt(cost)) > gtol, squared: no division, no square root
+    with np.errstate(invalid="ignore", over="ignore"):
+        above = (g * g > (gtol * gtol) * cn2 * cost[:, None]) & free & (cn2 > 0.0)
     flat = np.all(cn2 <= FLAT_RTOL * d2, axis=1)
     status = np.full(cost.shape, GO_ON, dtype=np.int8)
-    for code, hit in ((Status.CONVERGED, np.max(cos, axis=1, initial=0.0) <= gtol),
+    for code, hit in ((Status.CONVERGED, ~np.any(above, axis=1)),
                       (Status.STALLED, flat), (Status.CONVERGED, cost == 0.0),
                       (Status.MODEL_ERROR, ~jac_ok)):
         status[hit] = code  # later entries take precedence

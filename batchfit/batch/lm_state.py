@@ -11,11 +11,12 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from batchfit.batch.linalg import cho_solve_t, cholesky_t
-from batchfit.batch.lm_rules import MU_START
+from batchfit.batch.linalg import solve_stack
+from batchfit.batch.lm_rules import MU_START, WINDOW, creeping
 from batchfit.status import Status
 
-__all__ = ["LMOutput", "LMState", "Step", "damped_step", "free_mask", "linearize"]
+__all__ = ["LMOutput", "LMState", "Step", "damped_step", "free_mask", "linearize",
+           "progress_check"]
 
 
 @dataclass
@@ -45,6 +46,8 @@ class LMState:
         Bounds (``-inf``/``inf`` when absent).
     ref : ndarray, shape (m, k)
         ``max(|theta0|, 1)``, the yardstick of a runaway parameter.
+    mark_cost, mark_theta, mark_iter : ndarray, shapes (m,), (m, k), (m,)
+        Cost, point and iteration count at the start of the progress window.
     """
 
     idx: np.ndarray
@@ -60,6 +63,9 @@ class LMState:
     lo: np.ndarray
     hi: np.ndarray
     ref: np.ndarray
+    mark_cost: np.ndarray
+    mark_theta: np.ndarray
+    mark_iter: np.ndarray
 
     @classmethod
     def start(cls, idx, theta, cost, lo, hi) -> LMState:
@@ -68,7 +74,8 @@ class LMState:
         return cls(idx=idx, theta=theta, cost=cost, a=np.empty((m, k, k)), g=np.empty((m, k)),
                    cn2=np.empty((m, k)), d2=np.zeros((m, k)), mu=np.full(m, MU_START),
                    nu=np.full(m, 2.0), nfail=np.zeros(m, dtype=np.int32), lo=lo, hi=hi,
-                   ref=np.maximum(np.abs(theta), 1.0))
+                   ref=np.maximum(np.abs(theta), 1.0), mark_cost=cost.copy(),
+                   mark_theta=theta.copy(), mark_iter=np.zeros(m, dtype=np.int32))
 
     @property
     def size(self) -> int:
@@ -76,11 +83,11 @@ class LMState:
         return self.idx.shape[0]
 
     def take(self, keep: np.ndarray) -> LMState:
-        """The curves selected by `keep` (bool mask or indices), as a new state."""
+        """Select the curves `keep` (bool mask or indices) into a new state."""
         return LMState(**{f.name: getattr(self, f.name)[keep] for f in fields(self)})
 
     def join(self, other: LMState) -> LMState:
-        """The curves of this state followed by those of `other`."""
+        """Concatenate `other`'s curves after these."""
         return LMState(**{f.name: np.concatenate([getattr(self, f.name),
                                                   getattr(other, f.name)])
                           for f in fields(self)})
@@ -125,10 +132,10 @@ class LMOutput:
 
 
 def free_mask(theta, g, lo, hi) -> np.ndarray:
-    """Parameters not held at a bound.
+    """Mark the parameters not held at a bound.
 
-    The active set is those at a bound whose descent direction ``-g`` points
-    out of the box.
+    Held (the active set): at a bound, with the descent direction ``-g``
+    pointing out of the box.
     """
     return ~(((theta <= lo) & (g > 0.0)) | ((theta >= hi) & (g < 0.0)))
 
@@ -162,29 +169,25 @@ class Step:
 def damped_step(state: LMState) -> Step:
     """Solve ``(A_F + mu D_F^2) p_F = -g_F`` over the free set; project onto the box.
 
-    The k x k algebra runs on batch-last copies, so every operation is on
-    contiguous length-m vectors and sums over k are explicit sequential loops:
-    a curve's numbers never depend on the other curves.
+    In the scaled variables ``D p`` the system matrix has a unit-free
+    diagonal; held parameters get the rows of ``mu * I`` and a zero right-hand
+    side, so ``p_j = 0``. One LAPACK solve per curve: the Python cost of a
+    step does not grow with the number of parameters, and a curve's numbers
+    never depend on the other curves.
     """
-    free = free_mask(state.theta, state.g, state.lo, state.hi).T  # (k, m)
-    dinv = 1.0 / np.sqrt(state.d2.T)  # (k, m)
-    # Always a copy: for one curve the transpose is already contiguous, and
-    # ascontiguousarray would return a view, scaling state.a in place.
-    scaled = np.array(state.a.transpose(1, 2, 0), order="C")
+    free = free_mask(state.theta, state.g, state.lo, state.hi)
+    dinv = 1.0 / np.sqrt(state.d2)
+    scaled = state.a * dinv[:, :, None]
     scaled *= dinv[:, None, :]
-    scaled *= dinv[None, :, :]
-    if not free.all():  # frozen rows and columns become mu * identity: p_j = 0
-        scaled *= free[:, None, :] & free[None, :, :]
-    diag = np.arange(scaled.shape[0])
-    scaled[diag, diag] += state.mu
-    gs = state.g.T * dinv * free
-    low, ok = cholesky_t(scaled)
-    ps = cho_solve_t(low, gs)
-    np.negative(ps, out=ps)
-    pnorm2 = _dot_t(ps, ps)
-    pred = state.mu * pnorm2 - _dot_t(ps, gs)  # = |r|^2 - |r + J p|^2
-    p = (ps * dinv).T
-    free_step = state.theta + p
+    if not free.all():  # held rows and columns become mu * identity: p_j = 0
+        scaled *= free[:, :, None] & free[:, None, :]
+    diag = np.arange(scaled.shape[-1])
+    scaled[:, diag, diag] += state.mu[:, None]
+    gs = state.g * dinv * free
+    ps, ok = solve_stack(scaled, -gs)
+    pnorm2 = np.vecdot(ps, ps)
+    pred = state.mu * pnorm2 - np.vecdot(ps, gs)  # = |r|^2 - |r + J p|^2
+    free_step = state.theta + ps * dinv
     trial = np.clip(free_step, state.lo, state.hi)
     clipped = np.flatnonzero(np.any(trial != free_step, axis=1) & ok)
     step_norm = np.sqrt(pnorm2)
@@ -198,24 +201,21 @@ def _projected(state: LMState, trial, rows, step_norm, pred) -> None:
 
     With ``p`` the clipped step: ``pred = -2 g.p - p^T A p``.
     """
-    p = (trial[rows] - state.theta[rows]).T  # (k, r)
-    a = state.a[rows].transpose(1, 2, 0)  # (k, k, r)
-    ap = _matvec_t(a, p)
-    step_norm[rows] = np.sqrt(_dot_t(p * p, state.d2[rows].T))
-    pred[rows] = -2.0 * _dot_t(state.g[rows].T, p) - _dot_t(p, ap)
+    p = trial[rows] - state.theta[rows]
+    ap = np.vecdot(state.a[rows], p[:, None, :])
+    step_norm[rows] = np.sqrt(np.vecdot(p * p, state.d2[rows]))
+    pred[rows] = -2.0 * np.vecdot(state.g[rows], p) - np.vecdot(p, ap)
 
 
-def _matvec_t(a: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """``A v`` for batch-last (k, k, m) and (k, m), summed in a fixed order."""
-    out = a[:, 0] * v[0]
-    for j in range(1, v.shape[0]):
-        out += a[:, j] * v[j]
-    return out
-
-
-def _dot_t(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Column dot products of (k, m) arrays, summed in a fixed order."""
-    out = u[0] * v[0]
-    for j in range(1, u.shape[0]):
-        out += u[j] * v[j]
+def progress_check(state: LMState, niter: np.ndarray) -> np.ndarray:
+    """:func:`creeping` for curves at the end of a window; start their next window."""
+    out = np.zeros(state.size, dtype=bool)
+    due = np.flatnonzero(niter - state.mark_iter >= WINDOW)
+    if due.size:
+        d2, delta = state.d2[due], state.theta[due] - state.mark_theta[due]
+        with np.errstate(over="ignore", invalid="ignore"):
+            moved = np.sqrt(np.vecdot(delta * delta, d2))
+        out[due] = creeping(state.cost[due], state.mark_cost[due], moved)
+        state.mark_cost[due], state.mark_theta[due] = state.cost[due], state.theta[due]
+        state.mark_iter[due] = niter[due]
     return out

@@ -47,9 +47,13 @@ def use_python_path(paths: Iterable[str | os.PathLike], function: str | None) ->
 
 def check_job_paths(inp: InputConfig, model: ModelConfig, init: Path | None,
                     output: OutputConfig) -> None:
-    """Check that the input, ``init`` and python_path folders exist; output is writable."""
+    """Check that the input, ``init`` and python_path folders exist; output is writable.
+
+    The output's parent folders need not exist (submit creates them), but the
+    nearest one that does must be a writable folder.
+    """
     if not inp.path.exists():
-        fail(("input", "path"), f"{inp.path} does not exist")
+        fail(("input", "path"), f"{inp.path} does not exist" + _example_hint(inp.path))
     if init is not None and not init.exists():
         fail(("init",), f"{init} does not exist (expected an earlier result store)")
     for i, folder in enumerate(model.python_path):
@@ -66,13 +70,23 @@ def check_job_paths(inp: InputConfig, model: ModelConfig, init: Path | None,
                                  "delete the input: choose a path of its own for the results")
     if out.exists() and not out.is_dir():
         fail(("output", "path"), f"{out} exists and is not a folder (a zarr store)")
-    parent = out.parent
-    if parent.exists() and not parent.is_dir():
-        fail(("output", "path"), f"{parent} is a file, not a folder")
+    # Missing parent folders are created by submit (never by validate): the
+    # nearest existing ancestor must be a writable folder.
+    parent = next(p for p in out.parents if p.exists())
     if not parent.is_dir():
-        fail(("output", "path"), f"folder {parent} does not exist; create it first")
+        fail(("output", "path"), f"{parent} is a file, not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
-        fail(("output", "path"), f"folder {parent} is not writable")
+        what = "folder" if parent == out.parent else "folder (where the missing ones go)"
+        fail(("output", "path"), f"{what} {parent} is not writable")
+
+
+def _example_hint(path: Path) -> str:
+    """How to make a missing example input (configs/data/peak_map.zarr, ...)."""
+    from batchfit.examples import COMMAND, INPUTS
+
+    if path.name not in INPUTS or path.parent.name != "data":
+        return ""
+    return f"; it is an example input: make it with `{COMMAND} {path.parent.parent}`"
 
 
 def build_model(spec: ModelConfig) -> Any:

@@ -102,7 +102,7 @@ class ModelConfig(Section):
     @field_validator("python_path")
     @classmethod
     def _resolve_dirs(cls, paths: tuple[Path, ...], info: ValidationInfo) -> tuple[Path, ...]:
-        return tuple(resolve_path(p, info) for p in paths)
+        return tuple(resolve_path(p, info) or p for p in paths)
 
     @field_validator("function")
     @classmethod

@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from batchfit.core.exprdiff import TieChain
 from batchfit.core.functions import (
     ARITY,
     DEFAULT_FUNCTIONS,
@@ -49,8 +50,6 @@ from batchfit.errors import ExpressionError
 __all__ = ["ALLOWED_NODES", "CONSTANTS", "DEFAULT_FUNCTIONS", "MAX_DEPTH", "MAX_LENGTH",
            "MAX_NODES", "Expression", "TieSet", "check_name", "compile_expression",
            "parse_expression"]
-
-_FD_STEP = np.finfo(float).eps ** (1.0 / 3.0)  # central differences of tie expressions
 
 
 class Expression:
@@ -225,6 +224,8 @@ class TieSet:
     def __init__(self, params, symtable: Mapping | None = None):
         symtable = dict(symtable or {})
         funcs = {k: v for k, v in symtable.items() if callable(v)}
+        self._funcs = funcs
+        self._chain: TieChain | None = None
         self.constants = {k: v for k, v in symtable.items() if not callable(v)}
         self.exprs: dict[str, Expression] = {}
         for name, par in params.items():
@@ -256,9 +257,11 @@ class TieSet:
         return bool(self.exprs)
 
     def gradients(self, values: Mapping, var_names, scale) -> dict:
-        """d(tied)/d(varied) by central differences: tied name -> array ``(..., k)``.
+        """d(tied)/d(varied): tied name -> array ``(..., k)``.
 
-        Only the (cheap) expressions are evaluated, never a model.
+        Symbolic derivatives of the expressions with the chain rule through
+        ties of ties (:mod:`batchfit.core.exprdiff`); an expression without
+        one falls back to central differences of that expression alone.
 
         Parameters
         ----------
@@ -267,22 +270,11 @@ class TieSet:
         var_names : sequence of str
             The ``k`` varied parameters to differentiate by.
         scale : array_like, shape (..., k)
-            Typical magnitude of each varied value; the step is ``eps**(1/3) * scale``.
+            Typical magnitude of each varied value (step of the fallback differences).
         """
-        scale = np.asarray(scale, dtype=float)
-        cols = {name: [] for name in self.order}
-        for j, var in enumerate(var_names):
-            v = np.asarray(values[var], dtype=float)
-            h = _FD_STEP * np.reshape(scale[..., j], v.shape)
-            up, dn = dict(values), dict(values)
-            up[var], dn[var] = v + h, v - h
-            up, dn = self.apply(up), self.apply(dn)
-            for name in self.order:
-                diff = np.asarray(up[name], dtype=float) - np.asarray(dn[name], dtype=float)
-                cols[name].append(np.broadcast_to(diff / ((v + h) - (v - h)), v.shape))
-        if not var_names:
-            return {name: np.zeros(scale.shape) for name in self.order}
-        return {name: np.stack(c, axis=-1) for name, c in cols.items()}
+        if self._chain is None:  # compiled on first use: most fits never need it
+            self._chain = TieChain(self.exprs, self.order, compile_expression, self._funcs)
+        return self._chain.gradients({**self.constants, **values}, var_names, scale)
 
     def apply(self, values: dict) -> dict:
         """Set every tied value in ``values`` (in place) from the others; return it."""

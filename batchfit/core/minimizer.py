@@ -32,6 +32,7 @@ cost so that the engine rejects it and steps back, as a careful user would.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 from scipy import optimize
@@ -39,6 +40,8 @@ from scipy import optimize
 from batchfit.core import poisson, stats
 from batchfit.core.bounds import Bounds
 from batchfit.core.expr import CONSTANTS, DEFAULT_FUNCTIONS, TieSet
+from batchfit.core.lbfgsb import cost_and_gradient
+from batchfit.core.lbfgsb import options as lbfgsb_options
 from batchfit.core.parameter import Parameters, _number
 from batchfit.errors import FitError, ParameterError
 from batchfit.vocabulary import CURVE_ENGINES
@@ -147,10 +150,21 @@ class Minimizer:
 
     # -- set-up -------------------------------------------------------------
 
-    def prepare_fit(self, params=None):
+    def prepare_fit(self, params=None, **kws):
         """Check the parameters, compile the constraints and set starting values.
 
-        Returns the internal starting vector of the varied parameters.
+        Afterwards ``params`` hold the starting values (tied ones evaluated),
+        so the residual function can be called on them before the fit, as
+        lmfit 0.2's documentation shows. Returns the internal starting vector
+        of the varied parameters.
+
+        Parameters
+        ----------
+        params : Parameters, optional
+            Replaces the Minimizer's parameters.
+        **kws
+            Engine keywords kept for the later fit (as given to the
+            constructor), e.g. ``prepare_fit(xtol=1e-8)`` then ``leastsq()``.
 
         Raises
         ------
@@ -159,6 +173,7 @@ class Minimizer:
         """
         if params is not None:
             self.params = params
+        self.kws.update(kws)
         if not isinstance(self.params, Parameters):
             raise ParameterError("Minimizer needs a Parameters object as params")
         if self.userfcn is None or not callable(self.userfcn):
@@ -250,32 +265,22 @@ class Minimizer:
                             LEASTSQ_MESSAGES.get(ier, mesg))
 
     def lbfgsb(self, **kws):
-        """L-BFGS-B fit with native bounds; keywords go to its ``options``."""
+        """L-BFGS-B fit with native bounds; keywords as :mod:`batchfit.core.lbfgsb` lists.
+
+        lmfit 0.2's ``fmin_l_bfgs_b`` names (``m, factr, pgtol, epsilon, ...``)
+        are honoured; keywords that cannot be are refused with a FitError.
+        """
         self.prepare_fit()
+        options, callback = lbfgsb_options(self.nvarys, self.kws, kws)
         x0 = np.array(self.init_vals)
         if self.nvarys == 0:
             return self._finish(x0, None, True, 1, "no varied parameters")
-        options = {"maxiter": 15000, "maxfun": 2000 * (self.nvarys + 1) * 10,
-                   "ftol": 1e-15, "gtol": 1e-12}
-        options.update(self.kws)
-        options.update(kws)
+        cost = partial(cost_and_gradient, self._penalized, step=options.pop("eps", None))
         bounds = [(_none_if_inf(p.lo), _none_if_inf(p.hi)) for p in self._vars]
-        res = optimize.minimize(self._cost_and_grad, x0, jac=True, method="L-BFGS-B",
-                                bounds=bounds, options=options)
+        res = optimize.minimize(cost, x0, jac=True, method="L-BFGS-B", bounds=bounds,
+                                options=options, callback=callback)
         return self._finish(res.x, self._jacobian_covar(res.x), bool(res.success),
                             int(res.status), str(res.message))
-
-    def _cost_and_grad(self, x):
-        r = self._penalized(x)
-        cost = float(r @ r)
-        steps = np.sqrt(stats.EPS) * np.where(x != 0, np.abs(x), 1.0)
-        grad = np.empty_like(x)
-        for j, h in enumerate(steps):
-            xs = x.copy()
-            xs[j] += h
-            rs = self._penalized(xs)
-            grad[j] = (float(rs @ rs) - cost) / h
-        return cost, grad
 
     def anneal(self, **kws):
         """Simulated annealing (dual annealing); keywords go to ``dual_annealing``.

@@ -6,32 +6,38 @@
 ['p1_amplitude', 'p1_center', 'p1_sigma', 'bg_slope', 'bg_intercept']
 """
 
-from batchfit.models.model import CompositeModel, Model
+from batchfit.models.algebra import CompositeModel, OperatorModel
+from batchfit.models.model import Model, expression_model, function_model
 from batchfit.models.registry import (
     FACTORIES,
     constant,
     damped_sine,
     exponential,
+    exponential_gaussian,
     from_reference,
     gaussian,
     get,
     linear,
     lorentzian,
+    moffat,
     polynomial,
     pseudo_voigt,
     quadratic,
+    rectangle,
+    skewed_gaussian,
     step,
     voigt,
 )
-from batchfit.models.user import expression_model, function_model
 
 __all__ = [
     "FACTORIES",
     "CompositeModel",
     "Model",
+    "OperatorModel",
     "constant",
     "damped_sine",
     "exponential",
+    "exponential_gaussian",
     "expression_model",
     "from_reference",
     "function_model",
@@ -39,9 +45,12 @@ __all__ = [
     "get",
     "linear",
     "lorentzian",
+    "moffat",
     "polynomial",
     "pseudo_voigt",
     "quadratic",
+    "rectangle",
+    "skewed_gaussian",
     "step",
     "voigt",
 ]

@@ -273,3 +273,8 @@ def constant(x, c):
 def d_constant(x, c):
     """Partial derivative of :func:`constant` (c)."""
     return d_polynomial(x, c)
+
+
+# Public names of the helpers for the other lineshape modules (batchfit.models.shapes).
+quiet = _quiet
+broadcast_partials = _full

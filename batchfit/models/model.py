@@ -1,121 +1,87 @@
-"""Model and CompositeModel: named, vectorized, picklable model functions.
+"""Model: a named, vectorized, picklable model function under a parameter prefix.
 
-A :class:`Model` wraps one :class:`Kernel` (a built-in lineshape, a user
-function or an expression) under a name prefix. Adding models gives a
-:class:`CompositeModel` (their sum). Models travel to workers as their
-:attr:`Model.reference`, a JSON-able dict; pickling goes through it too, so
-no closure is ever pickled.
+A :class:`Model` wraps one :class:`~batchfit.models.kernel.Kernel` (a built-in
+lineshape, a user function or an expression) under a name prefix. ``+``,
+``-`` and ``*`` combine models (:mod:`batchfit.models.algebra`). Models travel
+to workers as their :attr:`Model.reference`, a JSON-able dict; pickling goes
+through it too, so no closure is pickled except a user function that cannot
+be imported (see :mod:`batchfit.models.user`).
 """
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from batchfit.errors import ModelError
-
-HINT_KEYS = ("value", "min", "max", "vary", "expr")
-
-
-@dataclass(frozen=True)
-class Kernel:
-    """One model function and what belongs to it.
-
-    Attributes
-    ----------
-    kind : str
-        ``"builtin"``, ``"function"`` or ``"expression"``.
-    name : str
-        Built-in type name, ``"pkg.mod:func"`` or the expression text.
-    param_names : tuple of str
-        Unprefixed parameter names, in the order ``func`` takes them.
-    func : callable
-        ``func(x, *params)`` -> array broadcast to ``(n, nx)``.
-    deriv : callable or None
-        ``deriv(x, *params)`` -> tuple of partials, one per parameter.
-    guess : callable or None
-        ``guess(y, x)`` -> dict unprefixed name -> ``(n,)`` array.
-    both : callable or None
-        ``both(x, *params)`` -> ``(value, partials)``: ``func`` and ``deriv``
-        at the same values in one pass, sharing intermediate results. Taken
-        from ``func.value_and_partials`` when not given.
-    defaults : dict
-        Unprefixed name -> dict of ``make_params`` settings.
-    options : dict
-        Extra factory keywords recorded in the reference (e.g. ``degree``).
-    """
-
-    kind: str
-    name: str
-    param_names: tuple[str, ...]
-    func: Callable[..., Any]
-    deriv: Callable[..., Any] | None = None
-    guess: Callable[..., Any] | None = None
-    defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
-    options: dict[str, Any] = field(default_factory=dict)
-    role: str = "other"  # "peak", "background" or "other": guides composite guesses
-    both: Callable[..., Any] | None = None
-
-    def __post_init__(self):
-        if self.both is None and self.deriv is not None:
-            object.__setattr__(self, "both", getattr(self.func, "value_and_partials", None))
-
-
-def _as_float(value):
-    return np.asarray(value, dtype=float)
-
-
-def _param_array(model: Model, name: str, value: Any) -> np.ndarray:
-    """A parameter value as a float array, refusing shapes that would mis-broadcast."""
-    if type(value) is np.ndarray and value.dtype == np.float64 and value.ndim != 1:
-        return value  # the common case, checked without building messages
-    model = model.name
-    try:
-        if value is None:  # np.asarray(None, float) would quietly give nan
-            raise TypeError
-        arr = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        raise ModelError(f"{model}: parameter {name!r} = {value!r} is not a number") from None
-    if arr.ndim == 1 and arr.size > 1:
-        raise ModelError(
-            f"{model}: parameter {name!r} has shape {arr.shape}; give a float or an "
-            f"array of shape (n, 1) so that it broadcasts against x (use value[:, None])"
-        )
-    return arr
+from batchfit.models.kernel import (
+    Kernel,
+    as_float,
+    full_shape,
+    hint_settings,
+    param_array,
+    unknown_name_message,
+)
+from batchfit.models.user import expression_kernel, function_kernel
 
 
 class Model:
     """A vectorized model ``f(x, p1, p2, ...)`` with prefixed parameter names.
 
-    Build models with the factories of :mod:`batchfit.models` (``gaussian()``,
-    ``function_model(...)``, ...), not with this constructor.
+    ``Model(func)`` works as in lmfit: ``func(x, p1, p2=2.0, ...)`` is a Python
+    function whose first argument is the independent variable and the others
+    the parameters (numeric defaults become starting values). It must be
+    vectorized: parameters arrive as arrays of shape ``(n, 1)``. Built-ins
+    come from the factories of :mod:`batchfit.models` (``gaussian()``, ...).
 
     Parameters
     ----------
-    kernel : Kernel
-        The function, its derivatives, guess and defaults.
+    func : function or Kernel
+        The model function (see :func:`~batchfit.models.function_model`), or
+        a :class:`~batchfit.models.kernel.Kernel`.
     prefix : str, optional
         Prepended to every parameter name.
+    independent_vars : list of str, optional
+        lmfit's keyword; only ``[name of the first argument]`` is supported.
+    param_names : list of str, optional
+        lmfit's keyword; must name the function's other arguments, in order.
+
+    Raises
+    ------
+    ModelError
+        A bad prefix, a ``func`` that is not a Python function, or
+        ``independent_vars`` / ``param_names`` that do not match its signature.
     """
 
-    def __init__(self, kernel: Kernel, prefix: str = ""):
+    def __init__(self, func: Kernel | Callable[..., Any], prefix: str = "",
+                 independent_vars: list[str] | None = None,
+                 param_names: list[str] | None = None):
         if not isinstance(prefix, str) or (prefix and not prefix.isidentifier()):
             raise ModelError(
                 f"model prefix {prefix!r} is not usable; use an identifier such as 'p1_'"
             )
-        self.kernel = kernel
+        self.kernel = func if isinstance(func, Kernel) else function_kernel(func)
         self.prefix = prefix
+        check_signature_keywords(func, self.kernel, independent_vars, param_names)
 
     # ------------------------------------------------------------ structure
     @property
     def components(self) -> list[Model]:
-        """The single-kernel models this model sums (``[self]`` for a plain model)."""
+        """The single-kernel models this model is made of (``[self]`` for a plain model)."""
         return [self]
+
+    @property
+    def terms(self) -> list[Model]:
+        """The models this model sums (``[self]`` unless it is a sum)."""
+        return [self]
+
+    @property
+    def role(self) -> str:
+        """``"peak"``, ``"background"`` or ``"other"`` (orders composite guesses)."""
+        return self.kernel.role
 
     @property
     def name(self) -> str:
@@ -137,17 +103,18 @@ class Model:
         """JSON-able dict that :func:`batchfit.models.from_reference` rebuilds this model from."""
         k = self.kernel
         if k.kind == "builtin":
-            return {"components": [self._component_ref()]}
-        ref = {k.kind: k.name}
+            return {"components": [self.term_reference()]}
+        ref = {k.kind: k.name, **k.options}
         if self.prefix:
             ref["prefix"] = self.prefix
         return ref
 
-    def _component_ref(self) -> dict[str, Any]:
+    def term_reference(self) -> dict[str, Any]:
+        """The entry of this model in a sum's ``{"components": [...]}`` reference."""
         k = self.kernel
         if k.kind == "builtin":
             return {"type": k.name, "prefix": self.prefix, **k.options}
-        return {k.kind: k.name, "prefix": self.prefix}
+        return {k.kind: k.name, "prefix": self.prefix, **k.options}
 
     # ---------------------------------------------------------- evaluation
     def _args(self, values: Mapping[str, Any]) -> list[np.ndarray]:
@@ -157,7 +124,7 @@ class Model:
                 f"{self.name}: no value given for parameter(s) {missing}; "
                 f"the model needs {self.param_names}"
             )
-        return [_param_array(self, n, values[n]) for n in self.param_names]
+        return [param_array(self, n, values[n]) for n in self.param_names]
 
     def __call__(self, x, **values) -> np.ndarray:
         """Evaluate the model.
@@ -178,15 +145,48 @@ class Model:
         ModelError
             If a parameter value is missing.
         """
-        x = _as_float(x)
+        x = as_float(x)
         args = self._args(values)
-        return _full_shape(self.kernel.func(x, *args), x, args)
+        return full_shape(self.kernel.func(x, *args), x, args)
 
     def eval(self, params, x) -> np.ndarray:
-        """Evaluate with the values of a :class:`~batchfit.Parameters` (or a plain mapping)."""
+        """Evaluate with the values of a :class:`~batchfit.Parameters` (or a plain mapping).
+
+        ``model.eval(params, x=x)`` as in lmfit works too.
+        """
         if hasattr(params, "valuesdict"):
             params = params.valuesdict()
         return self(x, **params)
+
+    def eval_components(self, params=None, x=None, **values) -> dict[str, np.ndarray]:
+        """Each single-kernel component evaluated alone, keyed by its prefix (as lmfit).
+
+        A component without a prefix is keyed by its kernel's name; ``values``
+        may replace ``params`` (name -> float or ``(n, 1)`` array).
+        """
+        if params is not None:
+            values = {**(params.valuesdict() if hasattr(params, "valuesdict") else params),
+                      **values}
+        return {component_key(c): c(x, **values) for c in self.components}
+
+    def derived_maps(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Derived maps (``<prefix>fwhm``, ``<prefix>height`` of peaks) from best-fit values.
+
+        Works elementwise on floats, numpy, dask or xarray arrays.
+        """
+        out = {}
+        for comp in self.components:
+            if not comp.kernel.derived:
+                continue
+            raw = {n: values[comp.prefix + n] for n in comp.kernel.param_names}
+            for name, func in comp.kernel.derived.items():
+                out[comp.prefix + name] = func(**raw)
+        return out
+
+    @property
+    def derived_names(self) -> list[str]:
+        """Names of :meth:`derived_maps`, in order."""
+        return [c.prefix + n for c in self.components for n in c.kernel.derived]
 
     def jacobian(self, x, **values) -> dict[str, np.ndarray] | None:
         """Analytic partial derivatives, or None when the model has none.
@@ -198,7 +198,7 @@ class Model:
         """
         if self.kernel.deriv is None:
             return None
-        x = _as_float(x)
+        x = as_float(x)
         parts = self.kernel.deriv(x, *self._args(values))
         return dict(zip(self.param_names, parts, strict=True))
 
@@ -218,13 +218,13 @@ class Model:
         k = self.kernel
         if k.deriv is None:
             return self(x, **values), None
-        x = _as_float(x)
+        x = as_float(x)
         args = self._args(values)
         if k.both is None:
             value, parts = k.func(x, *args), k.deriv(x, *args)
         else:
             value, parts = k.both(x, *args)
-        return _full_shape(value, x, args), dict(zip(self.param_names, parts, strict=True))
+        return full_shape(value, x, args), dict(zip(self.param_names, parts, strict=True))
 
     # ---------------------------------------------------------- parameters
     def make_params(self, **hints):
@@ -246,8 +246,8 @@ class Model:
         settings = self._default_settings()
         for name, hint in hints.items():
             if name not in settings:
-                raise ModelError(_unknown_name_message(name, list(settings), "parameter"))
-            settings[name].update(_hint_settings(name, hint))
+                raise ModelError(unknown_name_message(name, list(settings), "parameter"))
+            settings[name].update(hint_settings(name, hint))
         params = Parameters()
         for name, spec in settings.items():
             params.add(name, **spec)
@@ -282,10 +282,26 @@ class Model:
         }
 
     # ------------------------------------------------------------- algebra
-    def __add__(self, other: Model) -> CompositeModel:
+    # The combined models live in batchfit.models.algebra, which builds on this class.
+    def __add__(self, other: Model) -> Model:
         if not isinstance(other, Model):
             return NotImplemented
-        return CompositeModel(self.components + other.components)
+        from batchfit.models.algebra import CompositeModel
+
+        return CompositeModel(self.terms + other.terms)
+
+    def __sub__(self, other: Model) -> Model:
+        return self._operator(other, "-")
+
+    def __mul__(self, other: Model) -> Model:
+        return self._operator(other, "*")
+
+    def _operator(self, other, op: str):
+        if not isinstance(other, Model):
+            return NotImplemented
+        from batchfit.models.algebra import OperatorModel
+
+        return OperatorModel(self, other, op)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
@@ -299,160 +315,69 @@ class Model:
         return hash(json.dumps(self.reference, sort_keys=True))
 
     def __reduce__(self):
-        from batchfit.models.registry import from_reference
+        from batchfit.models.registry import from_pickled_reference
 
-        return (from_reference, (self.reference,))
+        return (from_pickled_reference, (self.reference,))
 
 
-class CompositeModel(Model):
-    """Sum of models; parameter names of the parts must not clash.
+def component_key(model: Model) -> str:
+    """Key of a component in :meth:`Model.eval_components`: its prefix, else its kind's name."""
+    if model.prefix:
+        return model.prefix
+    k = model.kernel
+    return k.name if k.kind == "builtin" else k.name.rsplit(":", 1)[-1]
+
+
+def check_signature_keywords(func, kernel: Kernel, independent_vars, param_names) -> None:
+    """Refuse lmfit's ``independent_vars`` / ``param_names`` when they differ from the signature."""
+    if independent_vars is not None and kernel.kind == "function":
+        import inspect
+
+        first = next(iter(inspect.signature(func).parameters))
+        if list(independent_vars) != [first]:
+            raise ModelError(
+                f"Model: independent_vars={list(independent_vars)!r} is not supported; "
+                f"the independent variable is the first argument, {first!r}"
+            )
+    if param_names is not None and list(param_names) != list(kernel.param_names):
+        raise ModelError(
+            f"Model: param_names={list(param_names)!r} do not match the function's "
+            f"parameters {list(kernel.param_names)!r}"
+        )
+
+
+def function_model(func: str | Callable[..., Any], prefix: str = "") -> Model:
+    """Model from a function ``f(x, p1, p2=2.0, ...)``: a reference or the function itself.
 
     Parameters
     ----------
-    components : list of Model
-        Single-kernel models (composites are flattened).
+    func : str or function
+        ``"package.module:function"`` or the function object (as ``Model(func)``).
+        The first argument is the independent variable whatever its name; the
+        others are the parameters, and their numeric defaults become the
+        starting values (1.0 when absent). A function that a worker cannot
+        import (defined in ``__main__``, a notebook or a function) travels
+        pickled by cloudpickle.
+    prefix : str, optional
+        Prepended to the parameter names.
 
     Raises
     ------
     ModelError
-        If two components share a parameter name.
+        See :func:`batchfit.models.user.resolve_function`; also for
+        ``*args``/``**kwargs`` and non-numeric defaults.
     """
-
-    def __init__(self, components: list[Model]):
-        flat = [c for m in components for c in m.components]
-        _check_clashes(flat)
-        self._components = flat
-
-    @property
-    def components(self) -> list[Model]:
-        """The single-kernel models summed, in order."""
-        return list(self._components)
-
-    @property
-    def name(self) -> str:
-        """Readable name: the components joined by ``+``."""
-        return " + ".join(c.name for c in self._components)
-
-    @property
-    def prefix(self) -> str:
-        """Composites have no prefix of their own."""
-        return ""
-
-    @property
-    def param_names(self) -> list[str]:
-        """Prefixed parameter names of all components, in order."""
-        return [n for c in self._components for n in c.param_names]
-
-    @property
-    def reference(self) -> dict[str, Any]:
-        """``{"components": [...]}`` with one entry per component."""
-        return {"components": [c._component_ref() for c in self._components]}
-
-    def __call__(self, x, **values) -> np.ndarray:
-        """Evaluate the sum of the components (see :meth:`Model.__call__`)."""
-        return _sum([c(x, **values) for c in self._components])
-
-    def value_and_jacobian(self, x, **values):
-        """Sum of the values, union of the partials (see :meth:`Model.value_and_jacobian`)."""
-        parts, jac = [], {}
-        for c in self._components:
-            value, part = c.value_and_jacobian(x, **values)
-            parts.append(value)
-            if part is None:
-                jac = None
-            elif jac is not None:
-                jac.update(part)
-        return _sum(parts), jac
-
-    def jacobian(self, x, **values) -> dict[str, np.ndarray] | None:
-        """Union of the components' partials, or None if any component has none."""
-        out: dict[str, np.ndarray] = {}
-        for c in self._components:
-            part = c.jacobian(x, **values)
-            if part is None:
-                return None
-            out.update(part)
-        return out
-
-    def guess(self, y, x) -> dict[str, np.ndarray]:
-        """Guess component by component on what the earlier ones leave.
-
-        Strategy: background components (constant, linear, quadratic,
-        polynomial) are guessed from the points at both edges (10% each);
-        then the other non-peak components (step, exponential, damped sine) on
-        the whole residual; then the peaks one after the other, each on the
-        residual of the ones before, so successive peaks take successive maxima.
-        Each guessed component is subtracted before the next.
-        """
-        from batchfit.models.guess import edge_mask, prepare
-
-        y, x = prepare(y, x)
-        resid = y.copy()
-        edges = edge_mask(x.size)
-        out: dict[str, np.ndarray] = {}
-        for comp in _guess_order(self._components):
-            data = np.where(edges, resid, np.nan) if comp.kernel.role == "background" else resid
-            values = comp.guess(data, x)
-            out.update(values)
-            with np.errstate(all="ignore"):
-                resid = resid - comp(x, **{k: v[:, None] for k, v in values.items()})
-        return {n: out[n] for n in self.param_names}
+    return Model(function_kernel(func), prefix=prefix)
 
 
-def _full_shape(out, x: np.ndarray, args) -> np.ndarray:
-    """``out`` as a float array of the broadcast shape of ``x`` and ``args``."""
-    out = np.asarray(out, dtype=float)
-    shape = np.broadcast_shapes(x.shape, *(a.shape for a in args))
-    return out if out.shape == shape else np.broadcast_to(out, shape).copy()
+def expression_model(text: str, prefix: str = "") -> Model:
+    """Model from an expression in ``x``, e.g. ``"amp*exp(-x/tau) + c"``.
 
+    See :func:`batchfit.models.user.expression_kernel`.
 
-def _sum(parts: list[np.ndarray]) -> np.ndarray:
-    """``parts[0] + parts[1] + ...`` left to right, adding in place after the first sum."""
-    if len(parts) == 1:
-        return parts[0]
-    total = parts[0] + parts[1]
-    for p in parts[2:]:
-        if np.broadcast_shapes(total.shape, p.shape) == total.shape:
-            total += p
-        else:
-            total = total + p
-    return total
-
-
-def _guess_order(components: list[Model]) -> list[Model]:
-    rank = {"background": 0, "other": 1, "peak": 2}
-    return sorted(components, key=lambda c: rank.get(c.kernel.role, 1))
-
-
-def _check_clashes(components: list[Model]) -> None:
-    seen: dict[str, str] = {}
-    for comp in components:
-        for name in comp.param_names:
-            if name in seen:
-                raise ModelError(
-                    f"parameter name {name!r} is used by both {seen[name]} and "
-                    f"{comp.name}; give the components different prefixes, "
-                    "e.g. gaussian(prefix='p1_') + gaussian(prefix='p2_')"
-                )
-            seen[name] = comp.name
-
-
-def _hint_settings(name: str, hint: Any) -> dict[str, Any]:
-    if isinstance(hint, Mapping):
-        bad = [k for k in hint if k not in HINT_KEYS]
-        if bad:
-            raise ModelError(
-                f"hint for {name!r}: unknown key(s) {bad}; use any of {list(HINT_KEYS)}"
-            )
-        return dict(hint)
-    if isinstance(hint, (int, float, np.number)) and not isinstance(hint, bool):
-        return {"value": float(hint)}
-    raise ModelError(
-        f"hint for {name!r}: {hint!r} is neither a number nor a dict of {list(HINT_KEYS)}"
-    )
-
-
-def _unknown_name_message(name: str, valid: list[str], what: str) -> str:
-    close = difflib.get_close_matches(name, valid, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"unknown {what} {name!r}{hint} (valid: {', '.join(valid)})"
+    Raises
+    ------
+    ModelError
+        If the expression is invalid or unsafe (the message says why).
+    """
+    return Model(expression_kernel(text), prefix=prefix)

@@ -1,24 +1,35 @@
-"""User models: an importable Python function, or a safe expression string.
+"""Kernels of user models: a Python function (by reference or object), or an expression.
 
 Neither has analytic derivatives (their :meth:`~batchfit.models.Model.jacobian`
-is None; the batch engine differentiates numerically) nor a guess.
+is None; the batch engine differentiates numerically) nor a guess. The
+factories :func:`~batchfit.models.function_model` and
+:func:`~batchfit.models.expression_model` put these kernels in a Model.
+
+A function travels to workers as its ``"package.module:function"`` reference
+when that imports back to the same object. A function defined in ``__main__``,
+a notebook or another function cannot be imported by a worker; it travels
+by value, pickled with cloudpickle into the reference's ``pickle`` entry
+(base64). Unpickling runs code, so :func:`batchfit.models.from_reference`
+only does it when asked (``allow_pickle=True``, as pickling itself does).
 """
 
 from __future__ import annotations
 
 import ast
+import base64
 import importlib
 import importlib.abc
 import importlib.machinery
 import inspect
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 
 from batchfit.errors import ExpressionError, ModelError
-from batchfit.models.model import Kernel, Model
+from batchfit.models.kernel import Kernel
 from batchfit.vocabulary import parse_function_ref
 
 DEFAULT_VALUE = 1.0  # starting value of a parameter with no default in the signature
@@ -148,34 +159,87 @@ def _start_value(ref: str, p: inspect.Parameter) -> float:
         ) from None
 
 
-def function_model(ref: str, prefix: str = "") -> Model:
-    """Model from an importable function ``f(x, p1, p2=2.0, ...)``.
+def function_kernel(func: str | Callable[..., Any], payload: str | None = None) -> Kernel:
+    """Kernel of a function ``f(x, p1, p2=2.0, ...)`` given by reference or as an object.
 
     Parameters
     ----------
-    ref : str
-        ``"package.module:function"``. The first argument is the independent
-        variable whatever its name; the others are the parameters, and their
-        defaults (numbers) become the starting values (1.0 when absent).
-    prefix : str, optional
-        Prepended to the parameter names.
+    func : str or function
+        ``"package.module:function"``, or the function itself. The first
+        argument is the independent variable whatever its name; the others
+        are the parameters, and their numeric defaults become starting values
+        (1.0 when absent).
+    payload : str, optional
+        The base64 cloudpickle of the function (for a reference ``func`` that
+        does not import: rebuilt from the payload instead).
 
     Raises
     ------
     ModelError
-        See :func:`resolve_function`; also for ``*args``/``**kwargs`` and
-        non-numeric defaults.
+        See :func:`resolve_function`; also for ``*args``/``**kwargs``,
+        non-numeric defaults, or an object that is not a Python function.
     """
-    func = resolve_function(ref)
-    positional, kwonly, defaults = _signature_params(ref, func)
-    kernel = Kernel(
-        kind="function",
-        name=ref,
-        param_names=(*positional, *kwonly),
-        func=_PositionalCall(func, len(positional), kwonly),
-        defaults={n: {"value": v} for n, v in defaults.items()},
-    )
-    return Model(kernel, prefix=prefix)
+    options: dict[str, Any] = {}
+    if payload is not None:  # kept, so that the rebuilt model pickles again
+        ref, obj = func, unpickle_function(str(func), payload)
+        options["pickle"] = payload
+    elif isinstance(func, str):
+        ref, obj = func, resolve_function(func)
+    else:
+        ref, obj = function_reference(func)
+        if not importable(ref, obj):
+            options["pickle"] = pickle_function(obj)
+    positional, kwonly, defaults = _signature_params(ref, obj)
+    return Kernel(kind="function", name=ref, param_names=(*positional, *kwonly),
+                  func=_PositionalCall(obj, len(positional), kwonly),
+                  defaults={n: {"value": v} for n, v in defaults.items()}, options=options)
+
+
+def function_reference(func: Callable[..., Any]) -> tuple[str, Callable[..., Any]]:
+    """``("module:qualname", func)`` for a Python function object.
+
+    Raises
+    ------
+    ModelError
+        If ``func`` is not a Python function (a ufunc, a class, a builtin).
+    """
+    if not inspect.isfunction(func):
+        raise ModelError(
+            f"Model: {func!r} is a {type(func).__name__}, not a Python function; wrap it "
+            "in a def f(x, p1, p2, ...) (builtins, ufuncs and classes have no usable signature)"
+        )
+    return f"{func.__module__}:{func.__qualname__}", func
+
+
+def importable(ref: str, func: Callable[..., Any]) -> bool:
+    """True when a worker can import ``ref`` and get ``func`` back (so no pickle is needed)."""
+    if parse_function_ref(ref) is None or ref.startswith("__main__:"):
+        return False
+    try:
+        return resolve_function(ref) is func
+    except ModelError:
+        return False
+
+
+def pickle_function(func: Callable[..., Any]) -> str:
+    """The function pickled by value with cloudpickle, as base64 text."""
+    import cloudpickle
+
+    return base64.b64encode(cloudpickle.dumps(func)).decode("ascii")
+
+
+def unpickle_function(ref: str, payload: str) -> Callable[..., Any]:
+    """Inverse of :func:`pickle_function`; ModelError if the payload does not load."""
+    import cloudpickle
+
+    try:
+        return cloudpickle.loads(base64.b64decode(payload.encode("ascii")))
+    except Exception as exc:
+        raise ModelError(
+            f"function model {ref!r}: its pickled function does not load here "
+            f"({type(exc).__name__}: {exc}); the Python and library versions must match "
+            "those that pickled it, or give the model explicitly"
+        ) from None
 
 
 # ---------------------------------------------------------------- expressions
@@ -204,8 +268,8 @@ def _names_in_order(text: str, names: frozenset) -> tuple[str, ...]:
     return tuple(sorted(first, key=first.__getitem__))
 
 
-def expression_model(text: str, prefix: str = "") -> Model:
-    """Model from an expression in ``x``, e.g. ``"amp*exp(-x/tau) + c"``.
+def expression_kernel(text: str) -> Kernel:
+    """Kernel of an expression in ``x``, e.g. ``"amp*exp(-x/tau) + c"``.
 
     The parameters are the free names other than ``x``, in order of first
     appearance; each starts at 1.0. The text is checked and compiled once by
@@ -226,11 +290,6 @@ def expression_model(text: str, prefix: str = "") -> Model:
     except ExpressionError as exc:
         raise ModelError(str(exc)) from None
     names = _names_in_order(text, expression.names)
-    kernel = Kernel(
-        kind="expression",
-        name=text,
-        param_names=names,
-        func=_ExpressionCall(expression, names),
-        defaults={n: {"value": DEFAULT_VALUE} for n in names},
-    )
-    return Model(kernel, prefix=prefix)
+    return Kernel(kind="expression", name=text, param_names=names,
+                  func=_ExpressionCall(expression, names),
+                  defaults={n: {"value": DEFAULT_VALUE} for n in names})

@@ -16,7 +16,7 @@ import xarray as xr
 
 from batchfit.batch import fit_batch, pixels
 from batchfit.errors import InputError
-from batchfit.stack.layout import ResultLayout
+from batchfit.stack.layout import ResultLayout, fit_coordinate
 from batchfit.stack.pixel_init import pixel_init
 from batchfit.status import Status
 
@@ -24,7 +24,7 @@ FIELD_DIM = "_field"
 
 
 def fit(
-    da: xr.DataArray,
+    da: xr.DataArray | xr.Dataset,
     model,
     params,
     dim: str,
@@ -37,13 +37,16 @@ def fit(
     covar: bool = False,
     cost: str = "chisqr",
     scale_covar: bool = True,
+    var: str | None = None,
 ) -> xr.Dataset:
     """Fit ``model`` to every curve of ``da`` along ``dim``.
 
     Parameters
     ----------
-    da : xr.DataArray
+    da : xr.DataArray or xr.Dataset
         Data, numpy- or dask-backed, any number of pixel dims plus ``dim``.
+        A Dataset needs ``var``, the name of the data variable to fit; then
+        ``sigma`` and ``mask`` may be names of its variables too.
     model : Model
         A batchfit model; its independent variable is the ``dim`` coordinate
         (or ``0..npts-1`` when ``dim`` has none).
@@ -78,27 +81,34 @@ def fit(
         :func:`batchfit.fit_batch`).
     scale_covar : bool
         Scale the covariance by ``redchi``; False takes ``sigma`` as absolute.
+    var : str, optional
+        With a Dataset ``da``: the variable to fit.
 
     Returns
     -------
     xr.Dataset
         One variable per parameter (float64) and per stderr, ``chisqr``,
         ``redchi``, ``aic``, ``bic`` (float64), ``nfev``, ``ndata``, ``nfree``
-        (int32), ``success`` (bool), ``status``
-        (int8, CF flag attrs), optional ``covar``; with the non-fit coords of
-        ``da``. Lazy (dask-backed, nothing computed) when ``da`` is dask-backed.
+        (int32), ``success`` (bool), ``status`` (int8, CF flag attrs), optional
+        ``covar``, derived maps of peaks (``<prefix>fwhm``, ``<prefix>height``);
+        with the non-fit coords of ``da`` and the fit dim's coordinate (so
+        curves can be rebuilt, see ``ds.batchfit``). Lazy (dask-backed,
+        nothing computed) when ``da`` is dask-backed.
 
     Raises
     ------
     InputError
-        ``dim`` is not a dim of ``da``, or ``sigma`` / ``mask`` / ``init`` do not
-        fit its shape.
+        ``dim`` is not a dim of ``da``, ``sigma`` / ``mask`` / ``init`` do not
+        fit its shape, or a Dataset comes without a valid ``var``.
     ParameterError
         Per-pixel ``min > max`` (naming the first pixel by its coordinates).
     """
+    if isinstance(da, xr.Dataset):
+        da, sigma, mask = _from_dataset(da, var, sigma, mask)
     _check_dim(da, dim)
     init = pixel_init(params, init, da, dim) if init is not None else None
-    layout = ResultLayout.from_params(pixels.template(params, pixels.split(params, init)), covar)
+    template = pixels.template(params, pixels.split(params, init))
+    layout = ResultLayout.from_params(template, covar, model)
     x = np.asarray(da[dim].values if dim in da.coords else np.arange(da.sizes[dim]), float)
     data = _single_chunk_along(da, dim)
     args, spec = _extra_args(da, dim, sigma, mask, init, layout)
@@ -112,7 +122,25 @@ def fit(
         output_dtypes=[np.float64],
         dask_gufunc_kwargs={"output_sizes": {FIELD_DIM: layout.width}},
     )
-    return _to_dataset(packed, layout, model, params, dim, engine)
+    ds = _to_dataset(packed, layout, model, params, dim, engine)
+    return ds.assign_coords({dim: fit_coordinate(da, dim)})
+
+
+def _from_dataset(ds: xr.Dataset, var, sigma, mask):
+    """The DataArrays to fit from a Dataset: ``ds[var]``, and sigma/mask given by name."""
+    names = ", ".join(map(repr, map(str, ds.data_vars))) or "none"
+    if var is None or var not in ds.data_vars:
+        what = "needs var=" if var is None else f"has no variable {var!r}; give var="
+        raise InputError(f"fit() got a Dataset and {what}the name of the variable to fit, "
+                         f"e.g. fit(ds, ..., var={next(iter(ds.data_vars), 'counts')!r}); "
+                         f"its variables: {names}")
+    pick = {}
+    for key, value in (("sigma", sigma), ("mask", mask)):
+        if isinstance(value, str) and value not in ds.variables:
+            raise InputError(f"fit(): {key}={value!r} is not a variable of the Dataset; "
+                             f"its variables: {names}")
+        pick[key] = ds[value] if isinstance(value, str) else value
+    return ds[var], pick["sigma"], pick["mask"]
 
 
 def _check_dim(da: xr.DataArray, dim: str) -> None:
@@ -186,6 +214,8 @@ def fit_block(y: np.ndarray, *arrays, model, params, x, layout: ResultLayout, en
                            guess=guess, max_nfev=max_nfev, covar=layout.covar, engine=engine,
                            cost=cost, scale_covar=scale_covar)
         layout.pack_into(packed, rows, result)
+        if layout.derived:
+            layout.pack_derived(packed, rows, model.derived_maps(result.values))
     return packed.reshape(tuple(shape) + (layout.width,))
 
 

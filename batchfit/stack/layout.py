@@ -35,6 +35,25 @@ _STAT_FIELDS = (
 )
 
 
+def fit_coordinate(da: xr.DataArray, dim: str) -> xr.DataArray:
+    """The fit dim's coordinate of ``da`` (values and attrs), kept in every result.
+
+    When ``da`` has no coordinate along ``dim`` the curves were fitted against
+    ``0..n-1``, which is what is kept then (with an attribute saying so).
+    """
+    if dim in da.coords:
+        coord = da[dim].variable.to_base_variable()
+        return xr.DataArray(coord.values, dims=(dim,), attrs=dict(coord.attrs))
+    return xr.DataArray(np.arange(da.sizes[dim], dtype=float), dims=(dim,),
+                        attrs={"comment": "the input had no coordinate: positions 0..n-1"})
+
+
+def _derived_attrs(name: str) -> dict:
+    kind = "full width at half maximum" if name.endswith("fwhm") else "peak height"
+    return {"long_name": f"{kind} ({name}), derived from the best-fit values",
+            "comment": "batchfit.models.derived: lmfit's formulas; no standard error"}
+
+
 @dataclass(frozen=True)
 class ResultLayout:
     """Names, dtypes and fill values of the result variables of one fit job.
@@ -47,17 +66,26 @@ class ResultLayout:
         The varied parameters: the rows and columns of ``covar``.
     covar : bool
         Whether a ``covar`` variable of shape ``(..., nvar, nvar)`` is stored.
+    derived : tuple of str
+        Derived maps of the model (``<prefix>fwhm``, ``<prefix>height`` of
+        peaks), computed from the best-fit values after the fit.
     """
 
     names: tuple[str, ...]
     var_names: tuple[str, ...]
     covar: bool = False
+    derived: tuple[str, ...] = ()
 
     @classmethod
-    def from_params(cls, params, covar: bool = False) -> ResultLayout:
-        """Layout for a Parameters template (varied = ``vary`` and no ``expr``)."""
+    def from_params(cls, params, covar: bool = False, model=None) -> ResultLayout:
+        """Layout for a Parameters template (varied = ``vary`` and no ``expr``).
+
+        With ``model``, its derived maps are stored too, except a name that a
+        parameter of the template already has (the parameter wins).
+        """
         var_names = [n for n, p in params.items() if p.varies]
-        return cls(tuple(params), tuple(var_names), bool(covar))
+        derived = [n for n in getattr(model, "derived_names", ()) if n not in params]
+        return cls(tuple(params), tuple(var_names), bool(covar), tuple(derived))
 
     def scalar_fields(self) -> list[tuple[str, type, float, dict]]:
         """``(variable, dtype, fill, attrs)`` of each per-pixel scalar, in packed order."""
@@ -66,12 +94,13 @@ class ResultLayout:
             (f"{n}_stderr", np.float64, np.nan, {"long_name": f"standard error of {n}"})
             for n in self.names
         ]
-        return fields + list(_STAT_FIELDS)
+        fields += list(_STAT_FIELDS)
+        return fields + [(n, np.float64, np.nan, _derived_attrs(n)) for n in self.derived]
 
     @property
     def n_scalar(self) -> int:
         """Number of per-pixel scalars (the packed width without covar)."""
-        return 2 * len(self.names) + len(_STAT_FIELDS)
+        return 2 * len(self.names) + len(_STAT_FIELDS) + len(self.derived)
 
     @property
     def width(self) -> int:
@@ -121,13 +150,18 @@ class ResultLayout:
         cols += [result.stderr[n] for n in self.names]
         cols += [result.chisqr, result.redchi, result.nfev, result.ndata, result.nfree,
                  result.aic, result.bic, result.success, result.status]
-        packed[rows, : self.n_scalar] = np.stack(
+        packed[rows, : len(cols)] = np.stack(
             [np.asarray(c, dtype=np.float64) for c in cols], axis=1
         )
         if self.covar and result.covar is not None:
             packed[rows, self.n_scalar :] = np.asarray(result.covar, np.float64).reshape(
                 len(rows), -1
             )
+
+    def pack_derived(self, packed: np.ndarray, rows: np.ndarray, values) -> None:
+        """Scatter derived maps (name -> ``(len(rows),)``) into ``packed[rows]``."""
+        for name in self.derived:
+            packed[rows, self.index(name)] = np.asarray(values[name], dtype=np.float64)
 
     def dataset(self, packed, pixel_dims: tuple, coords: dict, attrs: dict) -> xr.Dataset:
         """The result Dataset from a packed array (numpy or dask) over ``pixel_dims``."""

@@ -115,6 +115,7 @@ def prepare(path, fingerprint: str, overwrite: bool, create) -> str:
     if is_complete(path) and not overwrite:
         return "resumed"
     _remove(path)
+    path.parent.mkdir(parents=True, exist_ok=True)  # output.path's folders are made
     create(path)
     markers(path).mkdir(parents=True, exist_ok=True)
     atomic_write(markers(path) / "created", fingerprint)

@@ -10,11 +10,13 @@ from batchfit.models import function_model, gaussian, linear, lorentzian
 from .test_lm import GaussLine, make
 
 
-def test_gram_columns_matches_dense_gram_with_shared_columns():
+@pytest.mark.parametrize("extra", [0, 10])  # k = 4 (dot products) and 14 (stacked)
+def test_gram_columns_matches_dense_gram_with_shared_columns(extra):
     rng = np.random.default_rng(11)
     n, npts = 97, 64
     x = np.linspace(-1, 1, npts)
     cols = [rng.standard_normal((n, npts)), x, rng.standard_normal((n, npts)), np.ones(npts)]
+    cols += [rng.standard_normal((n, npts)) for _ in range(extra)]
     r = rng.standard_normal((n, npts))
     dense = np.stack([np.broadcast_to(c, (n, npts)) for c in cols], axis=-1)
     a, g = gram_columns(cols, r)

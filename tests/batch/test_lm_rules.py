@@ -13,6 +13,7 @@ from batchfit.batch.lm_rules import (
     TrialReport,
     check_linearization,
     check_termination,
+    creeping,
     gain_ratio,
     update_damping,
 )
@@ -24,7 +25,7 @@ TOL = Tolerances.make(ftol=1e-8, xtol=1e-8, gtol=1e-6, max_nfev=50)
 
 def report(**overrides):
     """A one-curve TrialReport of an ordinary accepted step, with `overrides`."""
-    base = dict(actred=0.5, prered=0.6, ratio=0.5 / 0.6, step_norm=1.0, x_norm=10.0,
+    base = dict(actred=0.5, prered=0.6, ratio=0.5 / 0.6, step_norm=1.0, x_norm=10.0, creeping=False,
                 finite=True, accepted=True, runaway=False, mu=1e-3, nfev=5, niter=4, nfail=0)
     base.update(overrides)
     return TrialReport(**{k: np.atleast_1d(np.asarray(v)) for k, v in base.items()})
@@ -120,3 +121,12 @@ def test_check_linearization():
     assert lin(cn2=flat) == Status.STALLED  # every column ~0 relative to its maximum
     assert lin(cn2=np.array([[4.0 * FLAT_RTOL, 1.0]])) == GO_ON  # one column still alive
     assert lin(cn2=np.zeros((1, 2)), cost=np.array([0.0])) == Status.CONVERGED
+
+
+def test_creeping():
+    from batchfit.batch.lm_rules import MIN_PROGRESS, VALLEY
+
+    mark = np.array([100.0, 100.0, 100.0, 100.0])
+    cost = np.array([99.0, 100.0 * (1 - 2 * MIN_PROGRESS), 99.0, 99.0])
+    moved = np.array([2 * VALLEY * 10, 2 * VALLEY * 10, 0.5 * VALLEY * 10, np.nan])
+    np.testing.assert_array_equal(creeping(cost, mark, moved), [True, False, False, False])

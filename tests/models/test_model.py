@@ -169,7 +169,7 @@ def test_repr_and_name():
         ({"components": []}, "non-empty list"),
         ({"components": [{"prefix": "a_"}]}, "needs 'type'"),
         ({"components": ["gaussian"]}, "is not a mapping"),
-        ({"model": "gaussian"}, "exactly one of 'components', 'expression' or 'function'"),
+        ({"model": "gaussian"}, "exactly one of 'components', 'expression', 'function' or 'op'"),
         ({"components": [{"type": "gaussian", "degree": 2}]}, "takes no option"),
         ([1, 2], "is not a mapping"),
     ],

@@ -135,3 +135,94 @@ def test_expression_model_rejects_unsafe_or_invalid_text(text, match):
 def test_expression_model_needs_text():
     with pytest.raises(ModelError, match="expected a string"):
         expression_model(3.0)
+
+
+# ------------------------------------------------------------------ callables
+def notebook_function(source: str, name: str):
+    """A function defined as in a notebook or a script: its module is ``__main__``."""
+    namespace = {"__name__": "__main__", "np": np}
+    exec(source, namespace)
+    return namespace[name]
+
+
+NOTEBOOK_DECAY = """
+def decay(t, amp=2.0, tau=3.0):
+    return amp * np.exp(-t / tau)
+"""
+
+
+@pytest.mark.usefixtures("user_module_path")
+def test_model_of_an_importable_function_keeps_its_reference():
+    import user_models
+
+    from batchfit.models import Model
+
+    model = Model(user_models.biexp, prefix="f_")
+    assert model.reference == {"function": "user_models:biexp", "prefix": "f_"}
+    assert model == function_model("user_models:biexp", prefix="f_")
+    assert model == function_model(user_models.biexp, prefix="f_")
+
+
+def test_notebook_function_travels_by_value():
+    from batchfit.models import Model
+
+    decay = notebook_function(NOTEBOOK_DECAY, "decay")
+    model = Model(decay)
+    ref = model.reference
+    assert ref["function"] == "__main__:decay" and isinstance(ref["pickle"], str)
+    assert model.param_names == ["amp", "tau"]
+    assert [model.make_params()[n].value for n in model.param_names] == [2.0, 3.0]
+    rebuilt = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(rebuilt(T, amp=2.0, tau=3.0), 2.0 * np.exp(-T / 3.0))
+    again = from_reference(json.loads(json.dumps(ref)), allow_pickle=True)
+    np.testing.assert_array_equal(again(T, amp=1.0, tau=2.0), np.exp(-T / 2.0))
+
+
+def test_closure_travels_by_value_and_keeps_its_state():
+    from batchfit.models import Model
+
+    scale = 7.0
+
+    def scaled(x, a):
+        return scale * a * x
+
+    model = Model(scaled)
+    assert "pickle" in model.reference and "<locals>" in model.reference["function"]
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(model))(T, a=2.0), 14.0 * T)
+
+
+def test_pickled_reference_needs_allow_pickle():
+    decay = notebook_function(NOTEBOOK_DECAY, "decay")
+    ref = function_model(decay, prefix="d_").reference
+    with pytest.raises(ModelError, match="allow_pickle=True"):
+        from_reference(ref)
+    bad = {**ref, "pickle": "bm90IGEgcGlja2xl"}
+    with pytest.raises(ModelError, match="does not load here"):
+        from_reference(bad, allow_pickle=True)
+
+
+@pytest.mark.parametrize("obj", [np.sin, len, dict, 3.0])
+def test_model_of_a_non_function_is_refused(obj):
+    from batchfit.models import Model
+
+    with pytest.raises(ModelError, match="not a Python function"):
+        Model(obj)
+
+
+def test_lmfit_keywords_checked_against_the_signature():
+    from batchfit.models import Model
+
+    decay = notebook_function(NOTEBOOK_DECAY, "decay")
+    Model(decay, independent_vars=["t"], param_names=["amp", "tau"])
+    with pytest.raises(ModelError, match="independent variable is the first argument, 't'"):
+        Model(decay, independent_vars=["amp"])
+    with pytest.raises(ModelError, match="do not match"):
+        Model(decay, param_names=["tau", "amp"])
+
+
+def test_rebuilt_notebook_model_pickles_again():
+    decay = notebook_function(NOTEBOOK_DECAY, "decay")
+    once = pickle.loads(pickle.dumps(function_model(decay, prefix="d_")))
+    twice = pickle.loads(pickle.dumps(once))
+    assert twice.reference == once.reference
+    np.testing.assert_array_equal(twice(T, d_amp=1.0, d_tau=2.0), np.exp(-T / 2.0))

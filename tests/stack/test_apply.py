@@ -54,7 +54,10 @@ def test_layout_dtypes_coords_attrs(cube, eager, params):
     assert eager.status.attrs["flag_meanings"].split()[Status.MASKED] == "masked"
     assert eager.status.dims == ("y", "x")
     np.testing.assert_array_equal(eager.x, cube.x)
-    assert "energy" not in eager.coords
+    # the fit dim's coordinate is kept (with its attrs) but no variable uses it
+    xr.testing.assert_identical(eager.energy.reset_coords(drop=True),
+                                cube.energy.reset_coords(drop=True))
+    assert not any("energy" in v.dims for v in eager.data_vars.values())
     assert eager.covar.dims == ("y", "x", "param", "param_")
     assert list(eager.param.values) == list(PARAMS)
     assert eager.attrs["fit_dim"] == "energy"

@@ -1,0 +1,102 @@
+"""``batchfit submit`` end to end on cube (a) against in-process ``fit_batch`` (issue 9, item 5).
+
+Cube (a) of issue 9 (five tied emission lines, ``batchfit.stack.testcubes``)
+is written as a ``side x side`` zarr cube; the same job runs through
+``pipeline.run`` on a local cluster of ``--workers`` single-threaded workers
+that is started (and warmed up by a first small job) before the clock starts,
+so start-up is excluded. In the same process, interleaved with the submits,
+``fit_batch`` fits the same curves on one thread. The target: submit's rate at
+least 60% of ``fit_batch``'s rate times the number of workers.
+
+Run: ``python scripts/bench_submit_tail.py [--side 32] [--workers 2] [--rounds 2]``
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import argparse  # noqa: E402
+import shutil  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import batchfit  # noqa: E402
+from batchfit import pipeline  # noqa: E402
+from batchfit.config import JobConfig  # noqa: E402
+from batchfit.stack import testcubes as tc  # noqa: E402
+
+
+def job(problem, cube: Path, out: Path, chunk: int) -> JobConfig:
+    """The config of cube (a): components in the model's order, the template's parameters."""
+    comps = [{"type": c.kernel.name,
+              "prefix": c.prefix} for c in problem.model.components]
+    params = {}
+    for name, par in problem.params.items():
+        spec: dict = {"expr": par.expr} if par.expr else {"value": float(par.value)}
+        if par.expr is None and np.isfinite(par.lo):
+            spec["min"] = float(par.lo)
+        if par.expr is None and np.isfinite(par.hi):
+            spec["max"] = float(par.hi)
+        params[name] = spec
+    return JobConfig.from_dict({
+        "input": {"path": str(cube), "variable": "data", "fit_dim": "wavelength",
+                  "sigma": "sigma", "chunks": {"y": chunk, "x": chunk}},
+        "model": {"components": comps}, "parameters": params,
+        "output": {"path": str(out)}})
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--side", type=int, default=32)
+    ap.add_argument("--chunk", type=int, default=8)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=2)
+    args = ap.parse_args(argv)
+    from distributed import LocalCluster
+
+    p = tc.emission_lines(args.side**2, seed=0)
+    tmp = Path(tempfile.mkdtemp(prefix="bench_submit_tail_"))
+    try:
+        p.to_dataset(args.side, args.side, fit_dim="wavelength").chunk(
+            {"y": args.chunk, "x": args.chunk}).to_zarr(str(tmp / "a.zarr"), zarr_format=3,
+                                                        consolidated=False)
+        with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
+                          dashboard_address=None, host="127.0.0.1") as cluster:
+            warm = job(tc.emission_lines(args.chunk**2, seed=1), tmp / "a.zarr",
+                       tmp / "warm.zarr", args.chunk)
+            pipeline.run(warm, overwrite=True, scheduler=cluster.scheduler_address, quiet=True)
+            rounds(p, tmp, args, cluster.scheduler_address)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def rounds(p, tmp, args, address) -> None:
+    cfg = job(p, tmp / "a.zarr", tmp / "out.zarr", args.chunk)
+    sub, loc = [], []
+    for _ in range(args.rounds):
+        t0 = time.perf_counter()
+        s = pipeline.run(cfg, overwrite=True, scheduler=address, quiet=True)
+        sub.append(s.fitted / (time.perf_counter() - t0))
+        t0 = time.perf_counter()
+        res = batchfit.fit_batch(p.model, p.params, p.x, p.y, sigma=p.sigma)
+        loc.append(p.y.shape[0] / (time.perf_counter() - t0))
+    a, b = float(np.median(sub)), float(np.median(loc))
+    print(f"cube (a): {p.y.shape[0]} curves x {p.x.size} points, chunks {args.chunk}^2; "
+          f"fit_batch success {100 * res.success.mean():.2f}%")
+    print(f"  submit ({args.workers} workers) {a:8.1f} fits/s   fit_batch (1 thread) {b:8.1f} "
+          f"fits/s   submit / (fit_batch x workers) = {a / (b * args.workers):.2f} "
+          f"(target >= 0.60); rounds: " + ", ".join(f"{x:.1f}/{y:.1f}" for x, y in
+                                                    zip(sub, loc, strict=True)))
+
+
+if __name__ == "__main__":
+    main()
