@@ -62,7 +62,7 @@ def split(params: Parameters, init: Mapping | None) -> dict[str, dict[str, objec
     return out
 
 
-def parse_key(params: Parameters, key: str) -> tuple[str | None, str]:
+def parse_key(params: Mapping, key: str) -> tuple[str | None, str]:
     """``(parameter, 'value'|'min'|'max'|'vary')`` of an ``init`` key, ``(None, '')`` if none."""
     if key in params:
         return key, "value"

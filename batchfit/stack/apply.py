@@ -106,7 +106,7 @@ def fit(
     if isinstance(da, xr.Dataset):
         da, sigma, mask = _from_dataset(da, var, sigma, mask)
     _check_dim(da, dim)
-    init = pixel_init(params, init, da, dim) if init is not None else None
+    init = pixel_init(params, init, da, dim) if init is not None else None  # type: ignore[arg-type]
     template = pixels.template(params, pixels.split(params, init))
     layout = ResultLayout.from_params(template, covar, model)
     x = np.asarray(da[dim].values if dim in da.coords else np.arange(da.sizes[dim]), float)

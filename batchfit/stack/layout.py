@@ -21,7 +21,7 @@ from batchfit.status import Status, flag_attrs
 
 COVAR_DIMS = ("param", "param_")
 
-_STAT_FIELDS = (
+_STAT_FIELDS: tuple[tuple[str, type, float, dict], ...] = (
     # name, dtype, fill (value of a pixel that was never fitted), attrs
     ("chisqr", np.float64, np.nan, {"long_name": "chi-square"}),
     ("redchi", np.float64, np.nan, {"long_name": "reduced chi-square"}),
@@ -89,7 +89,8 @@ class ResultLayout:
 
     def scalar_fields(self) -> list[tuple[str, type, float, dict]]:
         """``(variable, dtype, fill, attrs)`` of each per-pixel scalar, in packed order."""
-        fields = [(n, np.float64, np.nan, {"long_name": f"best-fit {n}"}) for n in self.names]
+        fields: list[tuple[str, type, float, dict]] = [
+            (n, np.float64, np.nan, {"long_name": f"best-fit {n}"}) for n in self.names]
         fields += [
             (f"{n}_stderr", np.float64, np.nan, {"long_name": f"standard error of {n}"})
             for n in self.names
