@@ -19,10 +19,12 @@ import yaml
 
 from batchfit.config import JobConfig
 from batchfit.errors import StoreError
-from batchfit.pipeline import Plan, plan, store_counts
+from batchfit.pipeline import Plan, damage_text, plan, store_counts, store_record
 from batchfit.stack import refit, store
 from batchfit.stack.apply import fit
 from batchfit.stack.inputs import open_input
+from batchfit.stack.lock import holder
+from batchfit.stack.prepare import decide
 from batchfit.status import format_counts, label
 
 
@@ -41,8 +43,13 @@ def validate(config: JobConfig, n_samples: int = 4) -> str:
     """
     p = plan(config)
     out = config.output.path
-    store.check_reusable(out, config.fingerprint(), overwrite=False)
-    state = "resume (same config)" if store.is_complete(out) else "create"
+    running = holder(out)
+    if running is not None:
+        raise StoreError(f"output {str(out)!r} is in use by a running batchfit job "
+                         f"({running.describe()}); submit would refuse to start")
+    state = {"resume": "resume (same config and input)", "create": "create",
+             "rebuild": "create again (an earlier creation was interrupted)"}[
+        decide(out, store_record(config, p), overwrite=False)]
     lines = [
         f"input: {config.input.path} variable {config.input.variable!r} "
         f"{dict(p.data.sizes)} {p.data.dtype}, fit dim {config.input.fit_dim!r}",
@@ -95,15 +102,20 @@ def status(store_path: str | os.PathLike) -> str:
                          "submit` with its config finishes it)")
     try:
         grid = store.read_grid(path)
-        c = store_counts(path)
+        damaged = store.damaged_chunks(path, grid)
+        c = store_counts(path, damaged)
     except (KeyError, FileNotFoundError) as exc:  # zarr: ArrayNotFoundError, a FileNotFoundError
         raise StoreError(f"{str(path)!r} is not a usable batchfit result store: "
                          f"{type(exc).__name__}: {exc}") from None
-    done = len(store.done_keys(path))
+    done = len(store.done_keys(path) - set(damaged))
     rate = 100.0 * c["n_success"] / c["pixels"] if c["pixels"] else 0.0
+    running = holder(path)
     lines = [
         f"store: {path}",
         f"chunks: {done}/{len(grid)} done" + ("" if done < len(grid) else " (complete)"),
+        *([f"damaged: {len(damaged)} chunks, recomputed by the next submit: "
+           f"{damage_text(damaged, 20)}"] if damaged else []),
+        *([f"running: {running.describe()}"] if running else []),
         f"pixels: {c['pixels']}, succeeded {c['n_success']} ({rate:.1f}%)",
         f"status: {format_counts(c['status_counts'])}",
     ]

@@ -62,7 +62,8 @@ def _dataset(name: str, dims: tuple[str, str, str], axis: np.ndarray, data: np.n
              attrs: dict | None = None) -> xr.Dataset:
     ny, nx = data.shape[:2]
     pix = dims[:2]
-    variables = {name: (dims, data), f"{name}_err": (dims, err)}
+    variables: dict[str, tuple[tuple[str, ...], np.ndarray]] = {
+        name: (dims, data), f"{name}_err": (dims, err)}
     variables |= {f"true_{k}": (pix, np.broadcast_to(v, (ny, nx)).copy()) for k, v in truth.items()}
     variables |= extra or {}
     coords = {pix[0]: np.arange(ny), pix[1]: np.arange(nx), dims[2]: axis}

@@ -15,6 +15,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -30,12 +31,15 @@ from batchfit.models import Model
 from batchfit.stack import preflight, refit, store, zarrio
 from batchfit.stack.chunking import choose_chunks, task_budget
 from batchfit.stack.cluster import make_client, map_tasks, worker_memory
+from batchfit.stack.identity import input_identity
 from batchfit.stack.inputs import open_input, variable
-from batchfit.stack.layout import ResultLayout, fit_coordinate
+from batchfit.stack.layout import ResultLayout, fit_coordinate, input_names
+from batchfit.stack.lock import JobLock
 from batchfit.stack.pixel_init import pixel_init
+from batchfit.stack.prepare import prepare
 from batchfit.stack.store import ChunkGrid
 from batchfit.stack.task import FitOptions, TaskSpec, fit_chunk
-from batchfit.status import count, label
+from batchfit.status import Status, count, label
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,8 @@ def plan(config: JobConfig, workers: int | None = None, scheduler: str | None = 
     InputError
         A missing variable or dim (naming the available ones), a sigma or mask
         that does not fit the data, or a curve too short for the parameters.
+    ParameterError
+        A parameter is named like a dim or coordinate of the input.
     """
     inp = config.input
     ds = open_input(inp.path)
@@ -104,6 +110,7 @@ def plan(config: JobConfig, workers: int | None = None, scheduler: str | None = 
     per = _check_init(config, params, data)
     layout = ResultLayout.from_params(pixels.template(params, per), config.output.covariance,
                                       model)
+    layout.check_names(input_names(data))  # a parameter named like a dim or coordinate
     dims = tuple(d for d in data.dims if d != inp.fit_dim)
     budget = task_budget(*worker_memory(config.cluster, workers, scheduler))
     chunks = choose_chunks(data, inp.fit_dim, len(layout.var_names), inp.chunks,
@@ -169,17 +176,51 @@ def _pixel_coords(p: Plan) -> xr.Dataset:
     return xr.Dataset(coords=coords).compute()
 
 
-def prepare_store(config, p: Plan, overwrite: bool) -> tuple[str, ChunkGrid]:
-    """Create or reuse the output store; returns (state, the store's chunk grid)."""
+def store_record(config: JobConfig, p: Plan) -> dict:
+    """What a store vouches for: config fingerprint, input identity, result variables."""
+    inp = config.input
+    ds = open_input(inp.path)
+    ident = input_identity(p.data, p.grid.dims, ds[inp.sigma] if inp.sigma else None,
+                           ds[inp.mask] if inp.mask else None)
+    return {"fingerprint": config.fingerprint(), "input": ident,
+            "variables": list(p.layout.fills())}
+
+
+def prepare_store(config: JobConfig, p: Plan, overwrite: bool) -> tuple[str, ChunkGrid]:
+    """Create or reuse the output store (hold the job lock); returns (action, chunk grid).
+
+    The action is :func:`batchfit.stack.prepare.prepare`'s: resume, create,
+    rebuild (an interrupted creation) or replace (``overwrite``).
+    """
     create = partial(store.create, layout=p.layout, coords=_pixel_coords(p), grid=p.grid,
                      attrs=_store_attrs(config, p))
-    state = store.prepare(config.output.path, config.fingerprint(), overwrite, create)
+    action = prepare(config.output.path, store_record(config, p), overwrite, create)
     grid = store.read_grid(config.output.path)
     if (grid.dims, grid.sizes) != (p.grid.dims, p.grid.sizes):
         raise StoreError(f"output {str(config.output.path)!r} has pixel dims "
                          f"{dict(zip(grid.dims, grid.sizes, strict=True))}, the input "
                          f"{dict(zip(p.grid.dims, p.grid.sizes, strict=True))}; use --overwrite")
-    return state, grid
+    return action, grid
+
+
+def chunks_to_run(path, grid: ChunkGrid, quiet: bool = True) -> list[tuple[int, ...]]:
+    """Chunks not done, and done ones whose files are damaged (their markers are removed)."""
+    damaged = store.damaged_chunks(path, grid)
+    if damaged:
+        if not quiet:
+            print(f"batchfit: recomputing {len(damaged)} damaged chunks: "
+                  f"{damage_text(damaged)}", file=sys.stderr)
+        store.forget(path, damaged)
+        refit.forget(path, damaged)
+    done = store.done_keys(path)
+    return [i for i in grid.indices() if ChunkGrid.key(i) not in done]
+
+
+def damage_text(damaged: dict[str, str], limit: int = 5) -> str:
+    """``'chunk 0,1 (status/c/0/1 is missing); ...'`` for at most ``limit`` chunks."""
+    items = [f"chunk {k.replace('_', ',')} ({why})" for k, why in list(damaged.items())[:limit]]
+    more = len(damaged) - limit
+    return "; ".join(items) + (f"; and {more} more" if more > 0 else "")
 
 
 # ------------------------------------------------------------------ the tasks
@@ -226,16 +267,17 @@ def run(config: JobConfig, *, overwrite: bool = False, workers: int | None = Non
     Raises
     ------
     InputError, ConfigError, StoreError
-        Bad input or a store made by another config (nothing is written then).
+        Bad input, a store made by another config or input, or another job
+        running on the same output (nothing is written then).
     """
     t0 = time.perf_counter()
     p = plan(config, workers, scheduler)
-    _, grid = prepare_store(config, p, overwrite)
-    done = store.done_keys(config.output.path)
-    todo = [i for i in grid.indices() if ChunkGrid.key(i) not in done]
-    tasks = [task_spec(config, p, grid, i) for i in todo]
-    after = refit.hook(config, p.layout, grid, partial(task_spec, config, p, grid), quiet)
-    results, dashboard, again = _execute(config, tasks, workers, scheduler, quiet, after)
+    with JobLock(config.output.path):
+        _, grid = prepare_store(config, p, overwrite)
+        todo = chunks_to_run(config.output.path, grid, quiet)
+        tasks = [task_spec(config, p, grid, i) for i in todo]
+        after = refit.hook(config, p.layout, grid, partial(task_spec, config, p, grid), quiet)
+        results, dashboard, again = _execute(config, tasks, workers, scheduler, quiet, after)
     elapsed = time.perf_counter() - t0
     fitted = sum(r["pixels"] for r in results)
     return JobSummary(**store_counts(config.output.path), fits_per_s=fitted / elapsed,
@@ -290,14 +332,34 @@ class _Progress:
             sys.stderr.write("\n")
 
 
-def store_counts(path: str | os.PathLike) -> dict[str, Any]:
-    """Pixels, n_success and status counts (name -> n) over a whole store."""
+def store_counts(path: str | os.PathLike, skip: Iterable[str] = ()) -> dict[str, Any]:
+    """Pixels, n_success and status counts (name -> n) over a whole store.
+
+    Chunks named in ``skip`` (damaged ones) are not read; their pixels count as not run.
+    """
     group = zarrio.open_group(path)
-    codes = np.asarray(zarrio.array(group, "status")[...])
+    skip = set(skip)
+    if skip:
+        codes, success = _read_skipping(group, store.read_grid(path), skip)
+    else:
+        codes = np.asarray(zarrio.array(group, "status")[...])
+        success = np.asarray(zarrio.array(group, "success")[...])
     counts = {label(c): n for c, n in count(codes).items()}
-    n_success = int(np.count_nonzero(np.asarray(zarrio.array(group, "success")[...])))
+    n_success = int(np.count_nonzero(success))
     return {"pixels": int(codes.size), "n_success": n_success, "status_counts": counts}
 
+
+def _read_skipping(group: Any, grid: ChunkGrid, skip: set[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``status`` and ``success`` read chunk by chunk, without the chunks in ``skip``."""
+    status = np.full(grid.sizes, int(Status.NOT_RUN), np.int8)
+    success = np.zeros(grid.sizes, bool)
+    arrays = zarrio.array(group, "status"), zarrio.array(group, "success")
+    for index in grid.indices():
+        if ChunkGrid.key(index) in skip:
+            continue
+        sel = tuple(grid.region(index)[d] for d in grid.dims)
+        status[sel], success[sel] = arrays[0][sel], arrays[1][sel]
+    return status, success
 
 
 def submit(config_path, *, overwrite: bool = False, workers: int | None = None,

@@ -47,21 +47,42 @@ def flag_attrs() -> dict:
     }
 
 
-def count(status: ArrayLike) -> dict[Status, int]:
-    """Pixels per status code: every code, zeros included, in code order.
+def count(status: ArrayLike) -> dict[int, int]:
+    """Pixels per status code, in code order: every known code (zeros included).
 
     Parameters
     ----------
     status : array_like of int
         Status codes of any shape (a ``status`` variable or its values).
+
+    Returns
+    -------
+    dict
+        :class:`Status` -> count; a code this version does not know (a store
+        written by another one) is counted under its int.
     """
-    codes = np.bincount(np.asarray(status).ravel().astype(np.int64), minlength=len(Status))
-    return {Status(c): int(n) for c, n in enumerate(codes[: len(Status)])}
+    codes, counts = np.unique(np.asarray(status).ravel().astype(np.int64), return_counts=True)
+    out: dict[int, int] = dict.fromkeys(Status, 0)
+    out.update({_known(int(c)): int(n) for c, n in zip(codes, counts, strict=True)})
+    return dict(sorted(out.items()))
+
+
+def _known(code: int) -> int:
+    try:
+        return Status(code)
+    except ValueError:
+        return code
 
 
 def label(code: int | str) -> str:
-    """The lower-case name of a status code (a name is returned lower-cased)."""
-    return code.lower() if isinstance(code, str) else Status(int(code)).name.lower()
+    """The lower-case name of a status code (``code_<n>`` for an unknown one).
+
+    A name is returned lower-cased.
+    """
+    if isinstance(code, str):
+        return code.lower()
+    known = _known(int(code))
+    return known.name.lower() if isinstance(known, Status) else f"code_{known}"
 
 
 def format_counts(counts: Mapping[int | str, int]) -> str:

@@ -1,7 +1,7 @@
 """Worker memory on a larger-than-memory job: peak RSS as a share of each worker's limit.
 
-Usage: python scripts/bench_memory.py [--workers 2] [--worker-mib 256] [--threads 1]
-       [--npts 128] [--factor 3] [--rules new,old]
+Usage: python scripts/bench_memory.py [--workers 2] [--worker-mib 400] [--threads 1]
+       [--npts 128] [--factor 3] [--rules new,old] [--cube PATH]
 
 A Gaussian + line cube ``factor`` times the workers' total memory limit
 (float32, 1024 columns, native chunks of 64 x 64 pixels) is fitted with the
@@ -108,11 +108,13 @@ def report(rule: str, r: dict) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--worker-mib", type=int, default=256)
+    ap.add_argument("--worker-mib", type=int, default=400)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--npts", type=int, default=128)
     ap.add_argument("--factor", type=float, default=3.0)
     ap.add_argument("--rules", default="new,old")
+    ap.add_argument("--cube", default=None,
+                    help="reuse (or keep) the cube at this path instead of a temporary one")
     a = ap.parse_args()
     from make_cube import write_big_cube
 
@@ -120,8 +122,9 @@ def main() -> None:
     rows = 64 * math.ceil(total / (1024 * a.npts * 4) / 64)
     tmp = Path(tempfile.mkdtemp(prefix="bench_memory_"))
     try:
-        cube = tmp / "cube.zarr"
-        write_big_cube(cube, rows, 1024, a.npts)
+        cube = Path(a.cube) if a.cube else tmp / "cube.zarr"
+        if not cube.exists():
+            write_big_cube(cube, rows, 1024, a.npts)
         nbytes = rows * 1024 * a.npts * 4
         print(f"cube {rows}x1024x{a.npts} float32 = {nbytes / MiB:.0f} MiB = "
               f"{nbytes / (a.workers * a.worker_mib * MiB):.2f}x the total limit of "

@@ -8,7 +8,7 @@ so start-up is excluded. In the same process, interleaved with the submits,
 ``fit_batch`` fits the same curves on one thread. The target: submit's rate at
 least 60% of ``fit_batch``'s rate times the number of workers.
 
-Run: ``python scripts/bench_submit_tail.py [--side 32] [--workers 2] [--rounds 2]``
+Run: ``python scripts/bench_submit_tail.py [--side 32] [--chunk 16] [--workers 2] [--rounds 2]``
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def job(problem, cube: Path, out: Path, chunk: int) -> JobConfig:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--side", type=int, default=32)
-    ap.add_argument("--chunk", type=int, default=8)
+    ap.add_argument("--chunk", type=int, default=16)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args(argv)

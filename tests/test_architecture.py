@@ -191,20 +191,11 @@ def test_no_import_cycles():
     assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
 
 
-# Offenders in files other helpers own while issue 8 lands (the coordinator removes
-# these marks when the files comply):
-OTHERS_PRIVATE = "batch.layout, core.minimizer import privates of core.minimizer, core.parameter"
-
-OTHERS_SIZES = "batch.fit, core.expr, models.model, report"
-
-
-@pytest.mark.xfail(strict=False, reason=f"others' files: {OTHERS_PRIVATE}")
 def test_no_private_imports_across_modules():
     found = private_imports(ROOT)
     assert not found, "private names used from another module:\n" + "\n".join(found)
 
 
-@pytest.mark.xfail(strict=False, reason=f"others' files: {OTHERS_SIZES}")
 def test_module_and_function_sizes():
     found = long_modules(ROOT) + long_functions(ROOT)
     assert not found, (f"over {MAX_MODULE_LINES} lines per module or {MAX_BODY_LINES} per "

@@ -363,3 +363,46 @@ def test_from_dict_can_skip_path_checks(tmp_path):
     assert config.input.path == (tmp_path / "missing.zarr").resolve()
     with pytest.raises(ConfigError, match=r"input\.path: .* does not exist"):
         JobConfig.from_dict(data, tmp_path)
+
+
+# ------------------------------------------------------------------ names the store writes
+
+
+def _expression_config(expression: str, parameters: dict, **output) -> dict:
+    data = good_config()
+    data["model"] = {"expression": expression}
+    data["parameters"] = parameters
+    data["guess"] = False
+    data["output"].update(output)
+    return data
+
+
+@pytest.mark.parametrize("expression, parameters, match", [
+    ("a*x + a_stderr", {"a_stderr": {"value": 0.0}},
+     r"parameters\.a_stderr: parameter name clash: the result variable 'a_stderr' would hold "
+     r"both the best-fit value of parameter 'a_stderr' and the standard error of parameter 'a'"),
+    ("chisqr*x + c", {}, r"model: .*the result variable 'chisqr' would hold both the best-fit "
+                         r"value of parameter 'chisqr' and the per-pixel 'chi-square'"),
+    ("amp*exp(-x/status)", {"status": {"value": 1.0}},
+     r"parameters\.status: .*'status' would hold both .*'fit status'"),
+    ("nfev*x", {}, r"model: .*'nfev'"),
+])
+def test_parameter_named_like_a_store_variable(folder, expression, parameters, match):
+    _fails(folder, _expression_config(expression, parameters), match)
+
+
+def test_covariance_names_clash_only_with_covariance(folder):
+    data = _expression_config("param*x + c", {})
+    load_config(write_config(folder, data))
+    _fails(folder, _expression_config("param*x + c", {}, covariance=True),
+           r"model: .*'param' would hold both .*a dim of the covariance")
+
+
+def test_init_may_not_be_the_output(folder):
+    out = folder / "results" / "cube_fit.zarr"
+    out.mkdir()
+    data = edit(good_config(), "init", "results/cube_fit.zarr")
+    _fails(folder, data, r"init: .*cube_fit\.zarr is also output\.path: the job would "
+                         r"overwrite the results it starts from")
+    (folder / "alias.zarr").symlink_to(out)
+    _fails(folder, edit(good_config(), "init", "alias.zarr"), r"init: .* is also output\.path")

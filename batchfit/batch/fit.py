@@ -20,6 +20,7 @@ from batchfit.batch.loop import fit_loop
 from batchfit.batch.result import BatchResult
 from batchfit.batch.start import guessed_starts
 from batchfit.core import poisson
+from batchfit.core.fdiff import forward_columns
 from batchfit.core.minimizer import engine_name
 from batchfit.core.stats import held_parameters, information_criteria
 from batchfit.errors import InputError, ModelError
@@ -309,19 +310,9 @@ class _Problem:
         return r, columns
 
     def _fd_columns(self, theta, rows, f0, rel_step, wt=None):
-        """Forward differences of the model, one evaluation per column."""
-        cols = []
-        for j in range(theta.shape[1]):
-            h = rel_step * np.abs(theta[:, j])
-            h[h == 0.0] = rel_step
-            shifted = theta.copy()
-            shifted[:, j] += h
-            f1, _ = self._model(shifted, False)
-            with np.errstate(all="ignore"):
-                col = np.subtract(f1, f0)
-                col /= h[:, None]
-            cols.append(self._weigh(col, rows, wt))
-        return cols
+        """Forward differences of the model (:mod:`batchfit.core.fdiff`), weighed."""
+        cols = forward_columns(lambda t: self._model(t, False)[0], theta, f0, rel_step)
+        return [self._weigh(col, rows, wt) for col in cols]
 
     def _columns(self, theta, rows, d, sel, wt=None):
         """Analytic columns of ``d r / d theta`` for the rows ``sel`` of an evaluation."""

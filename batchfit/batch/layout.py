@@ -11,8 +11,7 @@ import numpy as np
 
 from batchfit.core.bounds import Bounds
 from batchfit.core.expr import TieSet
-from batchfit.core.minimizer import _check_parameter
-from batchfit.core.parameter import Parameters
+from batchfit.core.parameter import Parameters, check_parameter
 from batchfit.errors import ParameterError
 
 
@@ -42,7 +41,7 @@ class Layout:
         self.symtable = symtable
         self.ties = TieSet(params, symtable)
         for name, par in params.items():
-            _check_parameter(name, par)
+            check_parameter(name, par)
         self.names = list(params)
         self.var_names = [n for n, p in params.items() if p.varies]
         self.fixed = {n: p.value for n, p in params.items()
@@ -77,7 +76,7 @@ class Layout:
         return self.ties.apply(vals) if self.ties else vals
 
     def tie_gradients(self, ext: np.ndarray) -> dict:
-        """d(tied)/d(varied) by central differences: name -> ``(m, nvar)``.
+        """d(tied)/d(varied) (:meth:`TieSet.gradients`): name -> ``(m, nvar)``.
 
         Only the (cheap) expressions are evaluated, never the model.
         """

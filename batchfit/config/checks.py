@@ -89,6 +89,38 @@ def _example_hint(path: Path) -> str:
     return f"; it is an example input: make it with `{COMMAND} {path.parent.parent}`"
 
 
+def check_init_output(init: Path | None, output: OutputConfig) -> None:
+    """Check that ``init`` (earlier results to start from) is not the output store itself.
+
+    With ``--overwrite`` the output is deleted before the fits read ``init``, and
+    a resume would read values the job itself wrote: both silently change results.
+    """
+    if init is None:
+        return
+    same = init == output.path
+    if not same and init.exists() and output.path.exists():
+        same = os.path.samefile(init, output.path)
+    if same:
+        fail(("init",), f"{init} is also output.path: the job would overwrite the results "
+                        "it starts from. Copy the earlier store elsewhere, or choose another "
+                        "output.path")
+
+
+def check_store_names(params: Mapping[str, Any], covariance: bool,
+                      parameters: Mapping[str, ParameterConfig]) -> None:
+    """Check that no parameter is named like another variable of the output store.
+
+    The names come from :class:`batchfit.stack.layout.ResultLayout`, which lists
+    everything a fit writes (``a_stderr`` beside ``a``, ``chisqr``, ``status``, ...).
+    """
+    from batchfit.stack.layout import NameClashError, ResultLayout
+
+    try:
+        ResultLayout.from_params(params, covariance)
+    except NameClashError as exc:
+        fail(("parameters", exc.param) if exc.param in parameters else ("model",), str(exc))
+
+
 def build_model(spec: ModelConfig) -> Any:
     """Build the model, naming the config key that is wrong if it cannot be."""
     from batchfit import models

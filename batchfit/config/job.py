@@ -22,8 +22,10 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 from batchfit.config.checks import (
     build_model,
     check_anneal_bounds,
+    check_init_output,
     check_job_paths,
     check_parameter_names,
+    check_store_names,
     merged,
     use_python_path,
 )
@@ -158,6 +160,7 @@ def _check_job(config: JobConfig, *, check_paths: bool) -> None:
 
     if check_paths:
         check_job_paths(config.input, config.model, config.init, config.output)
+    check_init_output(config.init, config.output)
     use_python_path(config.model.python_path, config.model.function)
     model = build_model(config.model)
     check_parameter_names(config.parameters, model.param_names)
@@ -166,6 +169,7 @@ def _check_job(config: JobConfig, *, check_paths: bool) -> None:
         TieSet(params)  # cycles
     except (ParameterError, ExpressionError) as exc:
         fail(("parameters",), str(exc))
+    check_store_names(params, config.output.covariance, config.parameters)
     if config.fit.engine == "anneal":
         check_anneal_bounds(params)
     if config.fit.cost == "poisson" and config.input.sigma:

@@ -141,7 +141,9 @@ def parse_expression(text: str, *, what: str = "expression",
     ExpressionError
         As :func:`compile_expression`.
     """
-    return compile_expression(text, functions, what=what).tree
+    tree = compile_expression(text, functions, what=what).tree
+    assert tree is not None  # a compiled expression always has its tree
+    return tree
 
 
 def compile_expression(

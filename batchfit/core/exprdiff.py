@@ -31,8 +31,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 
 import numpy as np
 
-FD_STEP = np.finfo(float).eps ** (1.0 / 3.0)
-"""Relative step of the central differences used where no symbolic derivative exists."""
+from batchfit.core.fdiff import central_partial, central_step
 
 
 class NotDifferentiable(Exception):
@@ -312,15 +311,10 @@ class TieChain:
     def _difference(ex, values, n, index, scale):
         """Central difference of one expression by one of its names."""
         v = np.asarray(values[n], dtype=float)
+        size = None  # a name that is not varied: the step follows its value
         if n in index:
             size = np.reshape(scale[..., index[n]], v.shape) if v.ndim else scale[..., index[n]]
-        else:
-            size = np.where(np.abs(v) > 0, np.abs(v), 1.0)
-        h = FD_STEP * size
-        up, dn = dict(values), dict(values)
-        up[n], dn[n] = v + h, v - h
-        diff = np.asarray(ex(up), dtype=float) - np.asarray(ex(dn), dtype=float)
-        return diff / ((v + h) - (v - h))
+        return central_partial(ex, values, n, central_step(v, size))
 
 
 def _batch_shaped(a, shape: tuple) -> np.ndarray:

@@ -42,7 +42,7 @@ from batchfit.core.bounds import Bounds
 from batchfit.core.expr import CONSTANTS, DEFAULT_FUNCTIONS, TieSet
 from batchfit.core.lbfgsb import cost_and_gradient
 from batchfit.core.lbfgsb import options as lbfgsb_options
-from batchfit.core.parameter import Parameters, _number
+from batchfit.core.parameter import Parameters, check_parameter
 from batchfit.errors import FitError, ParameterError
 from batchfit.vocabulary import CURVE_ENGINES
 
@@ -181,7 +181,7 @@ class Minimizer:
         self._reset()
         self._ties = TieSet(self.params, self.asteval.user_symbols())
         for name, par in self.params.items():
-            _check_parameter(name, par)
+            check_parameter(name, par)
         self._vars = [p for p in self.params.values() if p.varies]
         self.var_names = [p.name for p in self._vars]
         self.nvarys = len(self._vars)
@@ -425,22 +425,6 @@ def minimize(fcn, params, args=None, kws=None, engine="leastsq", method=None,
     fitter = Minimizer(fcn, params, fcn_args=args, fcn_kws=kws, scale_covar=scale_covar,
                        cost=cost, counts=counts)
     return getattr(fitter, name)(**fit_kws)
-
-
-def _check_parameter(name, par):
-    par.name = name
-    par.check_bounds()
-    if par.expr is not None:
-        return
-    if par.value is None:
-        raise ParameterError(f"parameter {name!r} has no value; give value=... or expr=...")
-    par.value = _number(name, "value", par.value, allow_none=False)
-    if math.isnan(par.value):
-        raise ParameterError(f"parameter {name!r}: value is NaN; give a finite starting value")
-    par.min = _number(name, "min", par.min)
-    par.max = _number(name, "max", par.max)
-    if par.min is not None and par.min == par.max:
-        par.value = par.min  # pinned by its bounds: held fixed there
 
 
 def _none_if_inf(v):

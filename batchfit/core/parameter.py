@@ -198,3 +198,30 @@ class Parameters(dict):
         """Print one line per parameter."""
         for par in self.values():
             print(par)
+
+
+def check_parameter(name: str, par: Parameter) -> None:
+    """Make ``par`` ready to fit under ``name``, or raise naming it.
+
+    Sets its name, checks its bounds, turns value, min and max into floats
+    and holds a parameter whose bounds are equal at that value. Tied
+    parameters (``expr``) need no value.
+
+    Raises
+    ------
+    ParameterError
+        No value, a NaN value, a non-number, or min above max.
+    """
+    par.name = name
+    par.check_bounds()
+    if par.expr is not None:
+        return
+    if par.value is None:
+        raise ParameterError(f"parameter {name!r} has no value; give value=... or expr=...")
+    par.value = _number(name, "value", par.value, allow_none=False)
+    if math.isnan(par.value):
+        raise ParameterError(f"parameter {name!r}: value is NaN; give a finite starting value")
+    par.min = _number(name, "min", par.min)
+    par.max = _number(name, "max", par.max)
+    if par.min is not None and par.min == par.max:
+        par.value = par.min  # pinned by its bounds: held fixed there

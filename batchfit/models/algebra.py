@@ -23,7 +23,26 @@ from batchfit.models.model import Model
 OPERATORS = ("*", "-")
 
 
-class CompositeModel(Model):
+class CombinedModel(Model):
+    """A model made of other models: no role or prefix of its own, parameters in order."""
+
+    @property
+    def role(self) -> str:
+        """Combinations have no role of their own."""
+        return "other"
+
+    @property
+    def prefix(self) -> str:
+        """Combinations have no prefix of their own (their parts have)."""
+        return ""
+
+    @property
+    def param_names(self) -> list[str]:
+        """Parameter names of the parts, in order."""
+        return [n for c in self.components for n in c.param_names]
+
+
+class CompositeModel(CombinedModel):
     """Sum of models.
 
     Parameters
@@ -53,24 +72,9 @@ class CompositeModel(Model):
         return [c for t in self._terms for c in t.components]
 
     @property
-    def role(self) -> str:
-        """Sums have no role of their own."""
-        return "other"
-
-    @property
     def name(self) -> str:
         """Readable name: the terms joined by ``+``."""
         return " + ".join(t.name for t in self._terms)
-
-    @property
-    def prefix(self) -> str:
-        """Composites have no prefix of their own."""
-        return ""
-
-    @property
-    def param_names(self) -> list[str]:
-        """Prefixed parameter names of all components, in order."""
-        return [n for t in self._terms for n in t.param_names]
 
     @property
     def reference(self) -> dict[str, Any]:
@@ -87,7 +91,8 @@ class CompositeModel(Model):
 
     def value_and_jacobian(self, x, **values):
         """Sum of the values, union of the partials (see :meth:`Model.value_and_jacobian`)."""
-        parts, jac = [], {}
+        parts: list = []
+        jac: dict | None = {}
         for t in self._terms:
             value, part = t.value_and_jacobian(x, **values)
             parts.append(value)
@@ -143,7 +148,7 @@ def guess_order(terms: list[Model]) -> list[Model]:
     return sorted(terms, key=lambda t: rank.get(t.role, 1))
 
 
-class OperatorModel(Model):
+class OperatorModel(CombinedModel):
     """``left * right`` or ``left - right``, evaluated on the same ``x``.
 
     Parameters
@@ -169,24 +174,9 @@ class OperatorModel(Model):
         return self.left.components + self.right.components
 
     @property
-    def role(self) -> str:
-        """Products and differences have no role of their own."""
-        return "other"
-
-    @property
     def name(self) -> str:
         """Readable name, e.g. ``(gaussian(prefix='g_')) * (step(prefix='s_'))``."""
         return f"({self.left.name}) {self.op} ({self.right.name})"
-
-    @property
-    def prefix(self) -> str:
-        """Combinations have no prefix of their own."""
-        return ""
-
-    @property
-    def param_names(self) -> list[str]:
-        """Parameter names of the left side, then the right."""
-        return self.left.param_names + self.right.param_names
 
     @property
     def reference(self) -> dict[str, Any]:

@@ -20,6 +20,9 @@ numpy, dask or xarray arrays alike.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 from scipy.special import wofz
 
@@ -78,7 +81,7 @@ def moffat_height(amplitude, center, sigma, beta):
     return amplitude * 1.0
 
 
-DERIVED = {
+DERIVED: dict[str, dict[str, Callable[..., Any]]] = {
     "gaussian": {"fwhm": gaussian_fwhm, "height": gaussian_height},
     "lorentzian": {"fwhm": lorentzian_fwhm, "height": lorentzian_height},
     "voigt": {"fwhm": voigt_fwhm, "height": voigt_height},

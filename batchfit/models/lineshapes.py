@@ -33,9 +33,9 @@ def _quiet(func):
 
     @functools.wraps(func)
     def wrapper(*args):
-        args = [np.asarray(a, dtype=float) for a in args]
+        arrays = [np.asarray(a, dtype=float) for a in args]
         with np.errstate(all="ignore"):
-            return func(*args)
+            return func(*arrays)
 
     return wrapper
 

@@ -64,8 +64,13 @@ class Model:
                 f"model prefix {prefix!r} is not usable; use an identifier such as 'p1_'"
             )
         self.kernel = func if isinstance(func, Kernel) else function_kernel(func)
-        self.prefix = prefix
+        self._prefix = prefix
         check_signature_keywords(func, self.kernel, independent_vars, param_names)
+
+    @property
+    def prefix(self) -> str:
+        """Prepended to every parameter name (fixed when the model is made)."""
+        return self._prefix
 
     # ------------------------------------------------------------ structure
     @property

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import operator
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from batchfit.errors import ModelError
@@ -223,7 +223,7 @@ class _PolyGuess:
         return g.guess_polynomial(y, x, self.degree)
 
 
-FACTORIES = {
+FACTORIES: dict[str, Callable[..., Model]] = {
     "gaussian": gaussian, "lorentzian": lorentzian, "voigt": voigt,
     "pseudo_voigt": pseudo_voigt, "exponential": exponential, "damped_sine": damped_sine,
     "linear": linear, "quadratic": quadratic, "polynomial": polynomial,

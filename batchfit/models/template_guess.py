@@ -45,7 +45,7 @@ def guess_from_template(model: Model, y, x, params: Parameters,
     Parameters
     ----------
     model : Model
-        A built-in model or a composite of built-ins (each with a guess).
+        A built-in model or a sum of built-ins (each term with a guess).
     y : array_like, shape (n, n_points)
         Curves; NaN points are ignored.
     x : array_like, shape (n_points,)
@@ -62,16 +62,18 @@ def guess_from_template(model: Model, y, x, params: Parameters,
     Raises
     ------
     ModelError
-        A component without a guess (user functions and expressions).
+        A term without a guess (user functions, expressions, products).
     """
+    if len(model.terms) != len(model.components):  # a product or difference inside
+        model.guess(y, x)  # raises the ModelError that says what to do instead
     y, x = prepare(y, x)
     start = template_values(params, symtable)
-    comps = sorted(model.components, key=lambda c: _ROLE_ORDER.get(c.kernel.role, 1))
+    comps = sorted(model.terms, key=lambda c: _ROLE_ORDER.get(c.role, 1))
     windows = _peak_windows(comps, x, start, params)
     resid, edges = y.copy(), edge_mask(x.size)
     out: dict[str, np.ndarray] = {}
     for k, comp in enumerate(comps):
-        if comp.kernel.role == "background":
+        if comp.role == "background":
             data = np.where(edges, resid, np.nan)
         elif windows[k] is not None:
             data = np.where(windows[k], resid, 0.0)  # no peak outside its window
@@ -90,7 +92,7 @@ def _peak_windows(comps, x, start, params) -> list:
     windows: list = []
     for k, comp in enumerate(comps):
         c = centres[k]
-        if comp.kernel.role != "peak" or c is None:
+        if comp.role != "peak" or c is None:
             windows.append(None)
             continue
         gaps = [abs(c - o) for j, o in enumerate(centres) if j != k and o is not None]
@@ -105,7 +107,7 @@ def _peak_windows(comps, x, start, params) -> list:
 
 def _centre(comp, start) -> float | None:
     name = comp.prefix + "center"
-    if "center" not in comp.kernel.param_names or name not in start:
+    if name not in comp.param_names or name not in start:
         return None
     value = float(np.asarray(start[name], dtype=float))
     return value if np.isfinite(value) else None

@@ -82,14 +82,15 @@ def use_model_path(ref: str | None, folders: Iterable[str | os.PathLike]) -> Non
     This is what ``model.python_path`` does; with no function model (``ref``
     None) it does nothing. Calling it again with the same arguments is a no-op.
     """
-    folders = tuple(os.fspath(f) for f in folders)
-    if not ref or not folders or not isinstance(ref, str):
+    dirs = tuple(str(os.fspath(f)) for f in folders)
+    parts = parse_function_ref(ref)
+    if parts is None or not dirs:  # a malformed ref fails when it is resolved
         return
-    top = ref.split(":")[0].split(".")[0]
+    top = parts[0].split(".")[0]
     for finder in sys.meta_path:
-        if isinstance(finder, ModelPathFinder) and (finder.top, finder.folders) == (top, folders):
+        if isinstance(finder, ModelPathFinder) and (finder.top, finder.folders) == (top, dirs):
             return
-    sys.meta_path.append(ModelPathFinder(top, folders))
+    sys.meta_path.append(ModelPathFinder(top, dirs))
 
 
 def resolve_function(ref: str):
@@ -181,7 +182,7 @@ def function_kernel(func: str | Callable[..., Any], payload: str | None = None) 
     """
     options: dict[str, Any] = {}
     if payload is not None:  # kept, so that the rebuilt model pickles again
-        ref, obj = func, unpickle_function(str(func), payload)
+        ref, obj = str(func), unpickle_function(str(func), payload)
         options["pickle"] = payload
     elif isinstance(func, str):
         ref, obj = func, resolve_function(func)
@@ -189,6 +190,7 @@ def function_kernel(func: str | Callable[..., Any], payload: str | None = None) 
         ref, obj = function_reference(func)
         if not importable(ref, obj):
             options["pickle"] = pickle_function(obj)
+    ref = str(ref)
     positional, kwonly, defaults = _signature_params(ref, obj)
     return Kernel(kind="function", name=ref, param_names=(*positional, *kwonly),
                   func=_PositionalCall(obj, len(positional), kwonly),

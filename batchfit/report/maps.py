@@ -89,10 +89,10 @@ class View:
 
 def map_view(da: xr.DataArray) -> View:
     """Reduce ``da`` to its last two pixel dims, taking index 0 of the leading ones."""
-    lead = da.dims[:-2] if da.ndim > 2 else ()
+    lead = tuple(str(d) for d in da.dims[:-2]) if da.ndim > 2 else ()
     note = ", ".join(f"{d}={_coord_label(da, d)} (first of {da.sizes[d]})" for d in lead)
     da = da.isel({d: 0 for d in lead})
-    coords = tuple(_axis_values(da, d) for d in da.dims)
+    coords = tuple(_axis_values(da, str(d)) for d in da.dims)
     values = np.asarray(da.values)
     if values.ndim == 0:
         values = values.reshape(1)

@@ -113,7 +113,7 @@ def _named_index(ds, dims, pixel: Mapping[str, Any]) -> dict[str, int]:
                          f"{list(dims)}")
     out = {}
     for dim, label in pixel.items():
-        where = np.flatnonzero(np.asarray(ds[dim].values) == label) if dim in ds.coords else []
+        where: Any = np.flatnonzero(np.asarray(ds[dim].values) == label) if dim in ds.coords else []
         if len(where) == 0 and dim not in ds.coords and isinstance(label, int):
             where = [label] if 0 <= label < ds.sizes[dim] else []
         if len(where) == 0:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from batchfit.status import Status
+from batchfit.status import Status, count
 
 SUMMARY_PERCENTILES = (16.0, 50.0, 84.0)
 
@@ -56,10 +56,8 @@ def status_meanings(da: xr.DataArray) -> dict[int, str]:
 
 def status_counts(ds: xr.Dataset) -> dict[int, int]:
     """How many pixels hold each status code (every known code, zeros included)."""
-    codes = np.asarray(ds["status"].values).ravel().astype(int)
-    found, counts = np.unique(codes, return_counts=True)
     out = dict.fromkeys(status_meanings(ds["status"]), 0)
-    out.update({int(c): int(n) for c, n in zip(found, counts, strict=True)})
+    out.update({int(c): n for c, n in count(ds["status"].values).items() if n})
     return dict(sorted(out.items()))
 
 

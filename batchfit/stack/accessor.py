@@ -49,7 +49,7 @@ class BatchfitAccessor:
     @property
     def pixel_dims(self) -> tuple[str, ...]:
         """The pixel dims (those of the ``status`` map)."""
-        return tuple(self._ds["status"].dims)
+        return tuple(str(d) for d in self._ds["status"].dims)
 
     @property
     def x(self) -> xr.DataArray:

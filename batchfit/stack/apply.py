@@ -10,13 +10,14 @@ like the output store (see :mod:`batchfit.stack.layout`).
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from batchfit.batch import fit_batch, pixels
 from batchfit.errors import InputError
-from batchfit.stack.layout import ResultLayout, fit_coordinate
+from batchfit.stack.layout import ResultLayout, fit_coordinate, input_names
 from batchfit.stack.pixel_init import pixel_init
 from batchfit.status import Status
 
@@ -101,6 +102,8 @@ def fit(
         ``dim`` is not a dim of ``da``, ``sigma`` / ``mask`` / ``init`` do not
         fit its shape, or a Dataset comes without a valid ``var``.
     ParameterError
+        A parameter is named like another variable of the result (``chisqr``,
+        ``a_stderr`` beside ``a``, a dim or coordinate of ``da``).
         Per-pixel ``min > max`` (naming the first pixel by its coordinates).
     """
     if isinstance(da, xr.Dataset):
@@ -109,6 +112,7 @@ def fit(
     init = pixel_init(params, init, da, dim) if init is not None else None  # type: ignore[arg-type]
     template = pixels.template(params, pixels.split(params, init))
     layout = ResultLayout.from_params(template, covar, model)
+    layout.check_names(input_names(da))
     x = np.asarray(da[dim].values if dim in da.coords else np.arange(da.sizes[dim]), float)
     data = _single_chunk_along(da, dim)
     args, spec = _extra_args(da, dim, sigma, mask, init, layout)
@@ -126,7 +130,7 @@ def fit(
     return ds.assign_coords({dim: fit_coordinate(da, dim)})
 
 
-def _from_dataset(ds: xr.Dataset, var, sigma, mask):
+def _from_dataset(ds: xr.Dataset, var, sigma, mask) -> tuple[xr.DataArray, Any, Any]:
     """The DataArrays to fit from a Dataset: ``ds[var]``, and sigma/mask given by name."""
     names = ", ".join(map(repr, map(str, ds.data_vars))) or "none"
     if var is None or var not in ds.data_vars:

@@ -6,18 +6,19 @@ limit; :func:`batchfit.pipeline.plan` calls :func:`choose_chunks`.
 Rule (when ``input.chunks`` is not given)
 -----------------------------------------
 1. Budget per task: ``min(64 MiB, limit / (8 * threads), (0.75 * limit -
-   176 MiB) / threads)``; the last term at least ``limit / 64`` (:func:`task_budget`,
+   240 MiB) / threads)``; the last term at least ``limit / 64`` (:func:`task_budget`,
    :data:`TARGET_CHUNK_BYTES`, :data:`WORKER_FRACTION`, :data:`TARGET_PEAK`,
    :data:`WORKER_RESIDENT`). The limit comes from the cluster config (local
    ``memory_limit`` or dask's ``'auto'`` share, job-queue ``memory`` per worker
    process) or, for a running scheduler, from its workers
    (:func:`batchfit.stack.cluster.worker_memory`); 64 MiB when unknown. A
-   worker keeps about 160-176 MiB resident between tasks (the Python process
-   with numpy, scipy, xarray, zarr, dask and distributed imported, their
-   caches), and its ``threads`` tasks run at once on top of that: the third
-   term keeps the worker's peak at or under 75% of its limit (dask pauses a
-   worker at 80% and restarts it at 95%). It is what binds for workers under
-   about 280 MiB; the 1/8 share binds above, where it leaves room for
+   worker keeps about 240 MiB resident between tasks (161 MiB for the Python
+   process with numpy, scipy, xarray, zarr, dask and distributed imported,
+   the rest their threads, caches and allocator arenas once tasks ran), and
+   its ``threads`` tasks run at once on top of that: the third term keeps the
+   worker's peak at or under 75% of its limit (dask pauses a worker at 80%
+   and restarts it at 95%). It is what binds for workers under
+   about 384 MiB; the 1/8 share binds above, where it leaves room for
    allocator slack and dask's own buffers.
    ``scripts/bench_memory.py``: a job 3x the workers' total limit, peak RSS
    per worker against the rule without the third term.
@@ -64,8 +65,10 @@ WORKER_FRACTION = 8
 """A worker's concurrent tasks use at most 1 / WORKER_FRACTION of its memory limit."""
 TARGET_PEAK = 0.75
 """A worker's peak resident memory should stay at or under this fraction of its limit."""
-WORKER_RESIDENT = 176 * 2**20
-"""Resident bytes of a worker besides its tasks (~161 MiB measured after the imports)."""
+WORKER_RESIDENT = 240 * 2**20
+"""Resident bytes of a worker besides its tasks: 161 MiB after the imports; ~240 MiB
+measured during a long job (xarray/zarr/dask caches filled by opening the input once per
+task, ~20 MiB; the task and I/O threads' allocator arenas; distributed's task state)."""
 MIN_BUDGET_FRACTION = 64
 """The budget never goes under 1 / MIN_BUDGET_FRACTION of the limit (tiny workers)."""
 

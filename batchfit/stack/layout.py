@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
+from batchfit.errors import ParameterError
 from batchfit.status import Status, flag_attrs
 
 COVAR_DIMS = ("param", "param_")
@@ -33,6 +34,14 @@ _STAT_FIELDS: tuple[tuple[str, type, float, dict], ...] = (
     ("success", np.bool_, False, {"long_name": "fit converged with finite values"}),
     ("status", np.int8, int(Status.NOT_RUN), flag_attrs()),
 )
+
+
+class NameClashError(ParameterError):
+    """Two things a fit writes share a name; ``param`` is the parameter to rename."""
+
+    def __init__(self, message: str, param: str) -> None:
+        super().__init__(message)
+        self.param = param
 
 
 def fit_coordinate(da: xr.DataArray, dim: str) -> xr.DataArray:
@@ -76,6 +85,9 @@ class ResultLayout:
     covar: bool = False
     derived: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        self.check_names()
+
     @classmethod
     def from_params(cls, params, covar: bool = False, model=None) -> ResultLayout:
         """Layout for a Parameters template (varied = ``vary`` and no ``expr``).
@@ -95,8 +107,49 @@ class ResultLayout:
             (f"{n}_stderr", np.float64, np.nan, {"long_name": f"standard error of {n}"})
             for n in self.names
         ]
-        fields += list(_STAT_FIELDS)
+        fields += list(_STAT_FIELDS)  # type: ignore[arg-type]
         return fields + [(n, np.float64, np.nan, _derived_attrs(n)) for n in self.derived]
+
+    def store_variables(self) -> list[tuple[str, str]]:
+        """``(name, what it holds)`` of every variable and coordinate a fit writes.
+
+        Derived from :meth:`scalar_fields` (and the covariance), so it lists
+        exactly what :meth:`dataset` writes; a name may appear twice, which
+        :meth:`check_names` refuses.
+        """
+        out = [(n, f"the best-fit value of parameter {n!r}") for n in self.names]
+        out += [(f"{n}_stderr", f"the standard error of parameter {n!r}") for n in self.names]
+        out += [(name, f"the per-pixel {attrs.get('long_name', name)!r}")
+                for name, _, _, attrs in self.scalar_fields()[2 * len(self.names):]]
+        if self.covar:
+            out.append(("covar", "the covariance matrix of the varied parameters"))
+            out += [(d, "a dim of the covariance matrix") for d in COVAR_DIMS]
+        return out
+
+    def check_names(self, reserved: dict[str, str] | None = None) -> None:
+        """Raise ParameterError if two things would be written under one name.
+
+        Parameters
+        ----------
+        reserved : dict of str -> str, optional
+            Other names the result will hold (the input's dims and coordinates),
+            each with what it is.
+
+        Raises
+        ------
+        NameClashError
+            A ParameterError naming the variable and both things it would hold;
+            its ``param`` attribute is the parameter to rename.
+        """
+        owner = dict(reserved or {})
+        for name, what in self.store_variables():
+            if name in owner:
+                param = _param_of(name, owner[name], what)
+                raise NameClashError(
+                    f"parameter name clash: the result variable {name!r} would hold both "
+                    f"{owner[name]} and {what}, and one would silently overwrite the "
+                    f"other; rename parameter {param!r}", param)
+            owner[name] = what
 
     @property
     def n_scalar(self) -> int:
@@ -121,7 +174,7 @@ class ResultLayout:
 
     def fills(self) -> dict[str, object]:
         """Fill value of every variable, for the store's zarr ``fill_value``."""
-        out = {name: fill for name, _, fill, _ in self.scalar_fields()}
+        out: dict[str, object] = {name: fill for name, _, fill, _ in self.scalar_fields()}
         if self.covar:
             out["covar"] = np.nan
         return out
@@ -178,3 +231,18 @@ class ResultLayout:
             coords[COVAR_DIMS[0]] = names
             coords[COVAR_DIMS[1]] = names.copy()
         return xr.Dataset(data_vars, coords=coords, attrs=dict(attrs))
+
+
+def input_names(da: xr.DataArray) -> dict[str, str]:
+    """The dims and coordinates of the input ``da``: names a result may not reuse."""
+    names = {str(c): f"the input's coordinate {c!r}" for c in da.coords}
+    names.update({str(d): f"the input's dim {d!r}" for d in da.dims})
+    return names
+
+
+def _param_of(name: str, first: str, second: str) -> str:
+    """The parameter to rename in a clash over ``name`` (the one named ``name``)."""
+    for what in (second, first):
+        if what == f"the best-fit value of parameter {name!r}":
+            return name
+    return name.removesuffix("_stderr")

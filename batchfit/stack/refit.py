@@ -38,7 +38,7 @@ import os
 import shutil
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import xarray as xr
@@ -49,7 +49,7 @@ from batchfit.config import JobConfig
 from batchfit.stack import zarrio
 from batchfit.stack.cluster import map_tasks
 from batchfit.stack.layout import ResultLayout
-from batchfit.stack.store import ChunkGrid, atomic_write, markers
+from batchfit.stack.store import ChunkGrid, atomic_write, markers, vouch
 from batchfit.stack.task import TaskSpec, fit_region, init_region, read_inputs
 from batchfit.status import Status
 
@@ -73,6 +73,15 @@ def _done_summaries(path) -> dict[str, dict]:
         return {}
     return {p.name: json.loads(p.read_text()) for p in folder.iterdir()
             if not p.name.startswith(".")}
+
+
+def forget(path: str | os.PathLike, keys: Iterable[str]) -> None:
+    """Drop the refit results of chunks about to be recomputed (their plans are kept)."""
+    keys = list(keys)
+    for key in keys:
+        (markers(path) / REFIT_DIR / "done" / key).unlink(missing_ok=True)
+    if keys:
+        (markers(path) / DONE_MARKER).unlink(missing_ok=True)
 
 
 def counts(path: str | os.PathLike) -> dict[str, int]:
@@ -205,6 +214,7 @@ def refit_chunk(task: TaskSpec, plan: dict) -> dict:
     improved = res["success"].transpose(*dims).values & mask.reshape(shape)
     if improved.any():
         _write_pixels(task.output, res, task.slices, improved)
+        vouch(task.output, task.index)  # the chunk's files changed: the marker follows
     summary = {"index": list(task.index), "candidates": plan["candidates"],
                "refitted": int(rows.size), "improved": int(improved.sum())}
     atomic_write(markers(task.output) / REFIT_DIR / "done" / task.key,

@@ -10,8 +10,21 @@ Completion is recorded per chunk by a marker file
 ``<store>/.batchfit/done/<i>_<j>...`` written (atomically, by rename) only
 after all of that chunk's data is written. A killed job therefore leaves
 either a finished chunk with its marker, or a chunk without marker that the
-next run recomputes from scratch; region writes are idempotent. zarr and
-xarray ignore the ``.batchfit`` folder (it has no ``zarr.json``).
+next run recomputes from scratch; region writes are idempotent. A marker
+also records the size and hash of every chunk file written for it, so a
+chunk file deleted or changed later is found (:func:`damaged_chunks`) and
+recomputed. zarr and xarray ignore the ``.batchfit`` folder (it has no
+``zarr.json``).
+
+Bookkeeping files::
+
+    <store>/.batchfit/created       JSON: fingerprint, input identity, variables,
+                                    the top-level entries batchfit wrote
+    <store>/.batchfit/done/<key>    JSON: the chunk's counts and its chunk files
+    <store>/.batchfit/refit/...     the neighbour refit pass (batchfit.stack.refit)
+    <parent>/.<name>.batchfit-lock  the job lock (batchfit.stack.lock)
+
+How a store is created, reused or replaced: :mod:`batchfit.stack.prepare`.
 """
 
 from __future__ import annotations
@@ -19,7 +32,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import shutil
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -31,6 +43,7 @@ import xarray as xr
 import zarr
 
 from batchfit.errors import StoreError
+from batchfit.stack.integrity import check_record, chunk_record
 from batchfit.stack.layout import ResultLayout
 
 MARKER_DIR = ".batchfit"
@@ -85,123 +98,133 @@ def is_complete(path) -> bool:
 def read_fingerprint(path) -> str | None:
     """The fingerprint recorded in a store's attributes, or None if unreadable."""
     try:
-        return zarr.open_group(str(path), mode="r").attrs.get(FINGERPRINT_ATTR)
+        found = zarr.open_group(str(path), mode="r").attrs.get(FINGERPRINT_ATTR)
     except Exception:  # not a zarr group at all
         return None
+    return found if isinstance(found, str) else None
 
 
-def prepare(path, fingerprint: str, overwrite: bool, create) -> str:
-    """Make ``path`` ready for a job; returns ``'created'`` or ``'resumed'``.
+def read_manifest(marker: Path) -> dict | None:
+    """The record in a ``created`` or ``creating`` marker, or None if there is none.
 
-    Parameters
-    ----------
-    path : path-like
-        The store location.
-    fingerprint : str
-        The config's fingerprint; an existing store must carry the same one.
-    overwrite : bool
-        Delete whatever is at ``path`` and create afresh.
-    create : callable
-        ``create(path)`` writes the full layout (called when creating).
-
-    Raises
-    ------
-    StoreError
-        ``path`` holds a store made by another config, or something that is not
-        a batchfit store, and ``overwrite`` is false. Nothing is touched then.
+    Stores of older versions hold only the fingerprint text there.
     """
-    path = Path(path)
-    check_reusable(path, fingerprint, overwrite)
-    if is_complete(path) and not overwrite:
-        return "resumed"
-    _remove(path)
-    path.parent.mkdir(parents=True, exist_ok=True)  # output.path's folders are made
-    create(path)
-    markers(path).mkdir(parents=True, exist_ok=True)
-    atomic_write(markers(path) / "created", fingerprint)
-    return "created"
+    try:
+        text = marker.read_text()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        found = json.loads(text)
+    except ValueError:
+        found = None
+    return found if isinstance(found, dict) else {"fingerprint": text.strip()}
 
 
-def check_reusable(path, fingerprint: str, overwrite: bool) -> None:
-    """Raise StoreError if a job with ``fingerprint`` may not use ``path``."""
-    path = Path(path)
-    if not path.exists() or (path.is_dir() and not any(path.iterdir())):
-        return
-    found = read_fingerprint(path)
-    if overwrite:
-        # --overwrite replaces batchfit stores (even half-created ones), never other data.
-        if found is None and not markers(path).is_dir():
-            raise StoreError(f"output {str(path)!r} exists and is not a batchfit store; "
-                             "refusing to delete it even with --overwrite. Choose another "
-                             "output.path")
-        return
-    if found == fingerprint:
-        return
-    what = ("was made by a different config (fingerprint "
-            f"{found[:12]}... vs {fingerprint[:12]}...)") if found else "is not a batchfit store"
-    raise StoreError(f"output {str(path)!r} {what}; refusing to touch it. "
-                     "Use --overwrite to replace it, or choose another output.path")
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path)
-    elif path.exists():
-        path.unlink()
+def manifest(path) -> dict:
+    """The record of a complete store: fingerprint, input identity, variables, entries."""
+    return read_manifest(markers(path) / "created") or {}
 
 
 def create(path, layout: ResultLayout, coords: xr.Dataset, grid: ChunkGrid,
            attrs: Mapping) -> None:
-    """Write the full, empty layout of a store (metadata and coords only).
+    """Write the full, empty layout of a store (metadata and coords only) into ``path``.
 
-    ``coords`` carries the pixel coordinates (dims ``grid.dims``); ``attrs`` the
-    global attributes. Data chunks are left unwritten: they read as fill values.
+    ``path`` is a private build folder (:mod:`batchfit.stack.prepare` renames it
+    into place), so files are written plainly, each once. ``coords`` carries the
+    pixel coordinates (dims ``grid.dims``); ``attrs`` the global attributes. Data
+    chunks are left unwritten: they read as fill values.
     """
     shape = grid.sizes + (layout.width,)
     packed = dsa.broadcast_to(layout.fill_row(), shape, chunks=grid.chunks + (layout.width,))
-    ds = layout.dataset(packed, grid.dims, dict(coords.coords), attrs)
+    ds = layout.dataset(packed, grid.dims, dict(coords.coords), dict(attrs))
     encoding = {}
     for name, fill in layout.fills().items():
         extra = ds[name].shape[len(grid.dims):]
         encoding[name] = {"chunks": grid.chunks + tuple(extra), "fill_value": fill}
+    files: dict = {}
     with warnings.catch_warnings():
         # zarr warns that consolidated metadata is not in the v3 spec yet; we want
         # it anyway (one read opens the store) and the metadata never changes.
         warnings.filterwarnings("ignore", message="Consolidated metadata")
-        ds.to_zarr(str(path), mode="w", compute=False, zarr_format=3, encoding=encoding,
-                   consolidated=True)
+        ds.to_zarr(zarr.storage.MemoryStore(files), mode="w", compute=False, zarr_format=3,
+                   encoding=encoding, consolidated=True)
+    # xarray rewrites each array's metadata a few times while it builds a store:
+    # build it in memory, then write every file once (a third of the file-system
+    # writes, which matters on network file systems).
+    root = Path(path)
+    for key, buffer in sorted(files.items()):
+        (root / key).parent.mkdir(parents=True, exist_ok=True)
+        (root / key).write_bytes(buffer.to_bytes())
 
 
 def read_grid(path) -> ChunkGrid:
     """The chunk grid of an existing store (from the ``status`` array)."""
     arr = zarr.open_array(str(path), path=CHUNK_VAR, mode="r")
-    dims = tuple(arr.metadata.dimension_names)
-    return ChunkGrid(dims, tuple(arr.shape), tuple(arr.chunks))
+    return ChunkGrid(_dim_names(arr), tuple(arr.shape), tuple(arr.chunks))
+
+
+def _dim_names(arr: zarr.Array) -> tuple[str, ...]:
+    names = getattr(arr.metadata, "dimension_names", None) or ()
+    return tuple(str(n) for n in names)
 
 
 def write_region(path, ds: xr.Dataset, region: Mapping[str, slice]) -> None:
     """Write the data variables of an in-memory ``ds`` into ``region`` of the store."""
-    group = zarr.open_group(str(path), mode="r+", use_consolidated=False)
     for name, var in ds.data_vars.items():
-        arr = group[name]
-        dims = tuple(arr.metadata.dimension_names)
+        arr = zarr.open_array(str(path), path=str(name), mode="r+")
+        dims = _dim_names(arr)
         sel = tuple(region.get(d, slice(None)) for d in dims)
         arr[sel] = np.asarray(var.transpose(*dims).values, dtype=arr.dtype)
 
 
 def mark_done(path, index: tuple[int, ...], summary: Mapping) -> None:
-    """Record chunk ``index`` as finished; call only after its data is written."""
-    done = markers(path) / "done"
-    done.mkdir(parents=True, exist_ok=True)
-    atomic_write(done / ChunkGrid.key(index), json.dumps(summary, sort_keys=True))
+    """Record chunk ``index`` as finished; call only after its data is written.
+
+    The marker holds ``summary`` and the size and hash of every chunk file
+    written for it (:func:`batchfit.stack.integrity.chunk_record`).
+    """
+    files = chunk_record(path, manifest(path).get("variables", ()), index)
+    atomic_write(markers(path) / "done" / ChunkGrid.key(index),
+                 json.dumps({**summary, "files": files}, sort_keys=True))
+
+
+def vouch(path, index: tuple[int, ...]) -> None:
+    """Record the current chunk files of a done chunk (after a later pass rewrote them)."""
+    marker = markers(path) / "done" / ChunkGrid.key(index)
+    summary = json.loads(marker.read_text())
+    summary.pop("files", None)
+    mark_done(path, index, summary)
 
 
 def done_keys(path) -> set[str]:
-    """Marker names of the finished chunks."""
+    """Marker names of the finished chunks (damaged or not: see :func:`damaged_chunks`)."""
     done = markers(path) / "done"
     if not done.is_dir():
         return set()
     return {p.name for p in done.iterdir() if not p.name.startswith(".")}
+
+
+def damaged_chunks(path, grid: ChunkGrid) -> dict[str, str]:
+    """Done chunks whose files no longer match their marker: ``key -> what is wrong``."""
+    done = markers(path) / "done"
+    keys = {ChunkGrid.key(i) for i in grid.indices()} & done_keys(path)
+    damaged = {}
+    for key in sorted(keys, key=lambda k: tuple(map(int, k.split("_")))):
+        try:
+            record = json.loads((done / key).read_text())
+        except (OSError, ValueError):
+            damaged[key] = "its done marker is unreadable"
+            continue
+        problem = check_record(path, record) if isinstance(record, dict) else "bad marker"
+        if problem:
+            damaged[key] = problem
+    return damaged
+
+
+def forget(path, keys) -> None:
+    """Remove the done markers of ``keys`` so that the next run recomputes those chunks."""
+    for key in keys:
+        (markers(path) / "done" / key).unlink(missing_ok=True)
 
 
 def atomic_write(target: Path, text: str) -> None:

@@ -64,8 +64,8 @@ class Problem:
         """The curves as an ``(y, x, fit_dim)`` cube with ``data``, ``sigma`` and ``truth_*``."""
         dims = ("y", "x", fit_dim)
         shape = (ny, nx, self.x.size)
-        data_vars = {"data": (dims, self.y.reshape(shape)),
-                     "sigma": (dims, self.sigma.reshape(shape))}
+        data_vars: dict[str, tuple] = {"data": (dims, self.y.reshape(shape)),
+                                       "sigma": (dims, self.sigma.reshape(shape))}
         data_vars.update({f"truth_{k}": (("y", "x"), v.reshape(ny, nx))
                           for k, v in self.truth.items()})
         coords = {"y": np.arange(ny), "x": np.arange(nx), fit_dim: self.x}

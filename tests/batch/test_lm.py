@@ -439,3 +439,49 @@ def test_valley_without_end_stalls_early():
     same(ref, res, slice(None), rows)
     same(ref, solve(sub.resid, start[rows], jac=sub.jac, block_size=3, return_jac=False),
          slice(None), slice(None))
+
+
+class TwoPeaks(Problem):
+    """Two Gaussians on a quadratic: k = 9, above the kernel's small-k loops."""
+
+    k = 9
+
+    def f(self, t):
+        a1, c1, s1, a2, c2, s2, q0, q1, q2 = self.cols(t)
+        x = self.x
+        return (a1 * np.exp(-0.5 * ((x - c1) / s1) ** 2) + a2 * np.exp(-0.5 * ((x - c2) / s2) ** 2)
+                + q0 + q1 * x + q2 * x * x)
+
+    def df(self, t):
+        a1, c1, s1, a2, c2, s2, *_ = self.cols(t)
+        x, out = self.x, []
+        for a, c, s in ((a1, c1, s1), (a2, c2, s2)):
+            u = (x - c) / s
+            e = np.exp(-0.5 * u * u)
+            out += [e, a * e * u / s, a * e * u * u / s]
+        one = np.ones_like(out[0])
+        return np.stack(out + [one, x * one, x * x * one], axis=-1)
+
+
+def test_nine_parameters_match_minpack_and_ignore_the_pool():
+    rng = np.random.default_rng(21)
+    n, x = 12, np.linspace(-10, 10, 150)
+    true = np.column_stack([rng.uniform(3, 5, n), rng.uniform(-4, -2, n), rng.uniform(0.8, 1.5, n),
+                            rng.uniform(3, 5, n), rng.uniform(2, 4, n), rng.uniform(0.8, 1.5, n),
+                            rng.uniform(-1, 1, n), rng.uniform(-0.1, 0.1, n),
+                            rng.uniform(-0.01, 0.01, n)])
+    prob = TwoPeaks(x, None, true)
+    prob.y = prob.f(true) + rng.normal(0, 0.1, (n, x.size))
+    start = true + rng.normal(0, 0.05, true.shape) * np.maximum(np.abs(true), 0.1)
+    res = solve(prob.resid, start, jac=prob.jac, block_size=1)
+    assert (res.status == Status.CONVERGED).all()
+    same(res, solve(prob.resid, start, jac=prob.jac, block_size=5), slice(None), slice(None))
+    for i in range(n):
+        one = TwoPeaks(x, prob.y[i : i + 1], None)
+        t, cov, info, _, ier = leastsq(lambda p, o=one: o.resid(p[None], [0])[0], start[i],
+                                       Dfun=lambda p, o=one: o.jac(p[None], [0], None)[0],
+                                       full_output=True, ftol=1e-10, xtol=1e-10)
+        cost = np.sum(info["fvec"] ** 2)
+        np.testing.assert_allclose(res.cost[i], cost, rtol=1e-10)
+        stderr = np.sqrt(np.diag(cov) * cost / (x.size - 9))
+        assert np.all(np.abs(res.theta[i] - t) <= 1e-3 * stderr)

@@ -19,9 +19,7 @@ from batchfit.batch.reference import least_squares_each
 from batchfit.stack import testcubes as tc
 
 ON_BOUND = 1e-6
-NEEDS_SOLVER = pytest.mark.xfail(
-    strict=False, reason="needs the solver's bound and stall handling of issue 9 (batch/lm.py): "
-    "with the transform solver, curves with a line or component absent stall near min=0")
+
 
 
 def _typical(problem, name):
@@ -73,14 +71,12 @@ def _agree(problem, name, b, r, sd):
     assert diff.size == 0 or diff.max() <= 1e-3, (name, float(diff.max()))
 
 
-@NEEDS_SOLVER
 @pytest.mark.slow
 def test_emission_lines_agree_with_least_squares_trf():
     res, _ = _compare_to_trf(tc.emission_lines(40, seed=11))
     assert np.isfinite(res.stderr["n1_center"]).mean() > 0.9  # tied errors propagated
 
 
-@NEEDS_SOLVER
 def test_biexponential_agrees_with_least_squares_trf():
     _compare_to_trf(tc.biexponential(60, seed=12))
 
@@ -90,7 +86,6 @@ def _median_redchi_close(a, b, rtol=0.01):
     assert abs(ma - mb) <= rtol * mb, (ma, mb)
 
 
-@NEEDS_SOLVER
 @pytest.mark.slow
 def test_guess_reaches_the_minima_of_the_truth_start_on_emission_lines():
     p = tc.emission_lines(60, seed=13)

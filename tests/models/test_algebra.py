@@ -149,3 +149,10 @@ def test_product_fit_matches_the_core():
             assert res.values[name][i] == pytest.approx(out.params[name].value, rel=1e-5,
                                                        abs=1e-7)
             assert res.stderr[name][i] == pytest.approx(out.params[name].stderr, rel=1e-3)
+
+
+def test_batch_guess_of_a_product_is_refused_not_guessed_as_a_sum():
+    model = gaussian("g_") * step("s_") + linear("bg_")
+    y = model(X, **VALUES)[None, :].repeat(2, axis=0)
+    with pytest.raises(ModelError, match="cannot guess"):
+        fit_batch(model, model.make_params(), X, y, guess=True)

@@ -75,3 +75,15 @@ def test_fit_with_guess_reaches_the_minima_of_a_start_from_the_truth():
     assert guessed.success.all() and ideal.success.all()
     np.testing.assert_allclose(guessed.chisqr, ideal.chisqr, rtol=1e-6)
     np.testing.assert_allclose(guessed.values["w_center"], ideal.values["w_center"], atol=1e-5)
+
+
+def test_a_sum_with_a_product_term_cannot_guess():
+    """Terms are guessed whole: a product inside a sum is refused, not guessed piecewise."""
+    import pytest
+
+    from batchfit.errors import ModelError
+    from batchfit.models import step
+
+    model = gaussian(prefix="g_") * step(prefix="s_") + linear(prefix="b_")
+    with pytest.raises(ModelError, match="cannot guess"):
+        guess_from_template(model, np.zeros((2, X.size)) + X, X, model.make_params())

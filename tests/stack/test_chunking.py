@@ -36,15 +36,15 @@ def cube(shape, chunks=None, dtype="float32"):
     (16 * 2**30, 1, 64 * MiB),           # big workers: still the cap
     (384 * MiB, 1, 48 * MiB),            # 1/8 of the limit
     (384 * MiB, 4, 12 * MiB),            # shared by the worker's threads
-    (256 * MiB, 1, 16 * MiB),            # 75% of the limit less the worker's 176 MiB
-    (256 * MiB, 4, 4 * MiB),             # shared by the worker's threads
-    (128 * MiB, 1, 2 * MiB),             # too small for 75%: 1/64 of the limit
+    (352 * MiB, 1, 24 * MiB),            # 75% of the limit less the worker's 240 MiB
+    (352 * MiB, 4, 6 * MiB),             # shared by the worker's threads
+    (256 * MiB, 1, 4 * MiB),             # too small for 75%: 1/64 of the limit
 ])
 def test_task_budget(limit, threads, expect):
     assert chunking.task_budget(limit, threads) == expect
 
 
-@pytest.mark.parametrize("limit", [256 * MiB, 300 * MiB, 512 * MiB, 2**30, 2**34])
+@pytest.mark.parametrize("limit", [352 * MiB, 400 * MiB, 512 * MiB, 2**30, 2**34])
 @pytest.mark.parametrize("threads", [1, 2, 3, 4])
 def test_budget_keeps_the_worker_under_75_percent(limit, threads):
     """The worker's resident memory plus its concurrent tasks' budgets stay <= 75%."""
@@ -162,9 +162,9 @@ def test_plan_uses_the_configured_worker_limit(tmp_path):
     path = tmp_path / "cube.zarr"
     write_cube(make_cube(256, 256, 128, seed=1), path, {"y": 64, "x": 64})
     roomy = pipeline.plan(make_job(path, tmp_path / "a.zarr", cluster__memory_limit="4GiB"))
-    small = pipeline.plan(make_job(path, tmp_path / "b.zarr", cluster__memory_limit="256MiB"))
+    small = pipeline.plan(make_job(path, tmp_path / "b.zarr", cluster__memory_limit="352MiB"))
     # 64 MiB less data + sigma chunks decoded (2 x 4 MiB) holds 2182 pixels: 32 x 64
     assert roomy.grid.chunks == (32, 64)
-    # 256 MiB: 75% less the worker's 176 MiB leaves 16 MiB; divisors of 64 within it
-    assert small.grid.chunks == (16, 16)
-    assert chunking.task_bytes(16 * 16, 128, 5, 4 * MiB) <= 16 * MiB
+    # 352 MiB: 75% less the worker's 240 MiB leaves 24 MiB; divisors of 64 within it
+    assert small.grid.chunks == (16, 32)
+    assert chunking.task_bytes(16 * 32, 128, 5, 4 * MiB) <= 24 * MiB

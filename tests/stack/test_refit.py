@@ -1,14 +1,17 @@
 """The neighbour refit pass (fit.refit_failed) and starting from an earlier store (init:).
 
 The refit cube starts 12% of its pixels (random) from a poor per-pixel init
-store (peak centre far from the peak) with a small ``max_nfev``, so exactly
-those pixels stop at ``max_nfev``; their neighbours start from the truth.
+store (peak centre far from the peak) with a small ``max_nfev``, so most of
+those pixels, and only those, stop at ``max_nfev`` (the bounded solver of issue 9
+rescues about a quarter of them within ``max_nfev``); their neighbours start
+from the truth.
 """
 
 from __future__ import annotations
 
 import itertools
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -70,7 +73,7 @@ def test_first_pass_fails_the_poorly_started_pixels(first_pass, refit_inputs):
     poor = refit_inputs[2]
     failed = ~first_pass.success.values
     assert 0.05 < failed.mean() < 0.20
-    assert (failed <= poor).all() and failed.sum() >= 0.9 * poor.sum()
+    assert (failed <= poor).all() and failed.sum() >= 0.5 * poor.sum()
     assert (first_pass.status.values[failed] == Status.MAX_NFEV).all()
 
 
@@ -195,3 +198,18 @@ def test_candidates_are_failed_fits_only():
     success = np.array([True, False, False, False, False, False, False])
     np.testing.assert_array_equal(refit.candidates(status, success),
                                   [False, True, False, True, False, False, True])
+
+
+def test_damaged_refitted_chunk_is_recomputed_with_its_refit(refitted, tmp_path):
+    """The refit's writes are vouched for; damage to a refitted chunk redoes both passes."""
+    job0, summary, res = refitted
+    out = tmp_path / "res.zarr"
+    shutil.copytree(job0.output.path, out)
+    key = sorted(p.name for p in (out / ".batchfit" / "refit" / "done").iterdir())[0]
+    (out / "p1_center" / "c" / Path(*key.split("_"))).unlink()
+    job = make_job(job0.input.path, out, init=str(job0.init), input__chunks={"y": 8, "x": 8},
+                   **REFIT)
+    again = pipeline.run(job, quiet=True, workers=1)
+    assert (again.chunks_computed, again.refit_chunks_computed) == (1, 1)
+    assert again.refit_improved == summary.refit_improved
+    assert_same_store(res, open_results(out).load())

@@ -1,0 +1,73 @@
+"""What a done marker vouches for: the chunk files written for one chunk.
+
+A chunk's done marker lists, for every result variable, the file zarr wrote
+for that chunk (``<var>/c/<i>/<j>...``) with its size and BLAKE2b hash, or
+``None`` when zarr wrote no file because the chunk holds only fill values
+(zarr's ``write_empty_chunks=False``). :func:`check_record` compares the
+files on disk with that record, so a chunk file deleted, truncated or changed
+after its marker was written is found, by name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import zarr
+
+BLOCK = 1 << 20
+
+
+def file_digest(path: Path) -> list | None:
+    """``[size, blake2b hex]`` of a file, or None when it does not exist."""
+    h = hashlib.blake2b(digest_size=16)
+    try:
+        with open(path, "rb") as f:
+            while block := f.read(BLOCK):
+                h.update(block)
+    except FileNotFoundError:
+        return None
+    return [path.stat().st_size, h.hexdigest()]
+
+
+def chunk_files(store, variables: Iterable[str], index: tuple[int, ...]) -> list[str]:
+    """Store-relative names of the files holding chunk ``index`` of each variable.
+
+    Dims beyond the pixel dims (the covariance's) are one chunk each.
+    """
+    names = []
+    for name in variables:
+        arr = zarr.open_array(str(store), path=name, mode="r")
+        coords = tuple(index) + (0,) * (arr.ndim - len(index))
+        encode = getattr(arr.metadata, "encode_chunk_key", None)
+        if encode is None:  # format 2 metadata: not a store batchfit made
+            raise ValueError(f"{name}: not a zarr format 3 array")
+        names.append(f"{name}/{encode(coords)}")
+    return names
+
+
+def chunk_record(store, variables: Iterable[str], index: tuple[int, ...]) -> dict:
+    """``{file: [size, hash] or None}`` of chunk ``index``: what its done marker vouches for."""
+    root = Path(store)
+    return {name: file_digest(root / name) for name in chunk_files(store, variables, index)}
+
+
+def check_record(store, record: Mapping) -> str | None:
+    """Why the chunk files no longer match a done marker's record, or None if they do."""
+    files = record.get("files")
+    if not isinstance(files, Mapping):
+        return "its done marker lists no chunk files (written by an older batchfit)"
+    root = Path(store)
+    for name, expected in files.items():
+        found = file_digest(root / name)
+        if found == (list(expected) if expected is not None else None):
+            continue
+        if found is None:
+            return f"{name} is missing"
+        if expected is None:
+            return f"{name} appeared after the chunk was done"
+        if found[0] != expected[0]:
+            return f"{name} has {found[0]} bytes, {expected[0]} were written"
+        return f"{name} changed (checksum differs)"
+    return None
