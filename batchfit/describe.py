@@ -79,7 +79,8 @@ def _sample_fits(config: JobConfig, p: Plan, n_samples: int) -> list[str]:
         {d: v for d, v in points.items() if d in ds[config.input.sigma].dims}
     ).load() if config.input.sigma else None
     res = fit(data, p.model, p.params, config.input.fit_dim, sigma=sigma,
-              engine=config.fit.engine, guess=config.guess, max_nfev=config.fit.max_nfev)
+              engine=config.fit.engine, guess=config.guess, max_nfev=config.fit.max_nfev,
+              cost=config.fit.cost, scale_covar=config.fit.scale_covar)
     lines = [f"sample fits ({len(flat)} pixels):"]
     for k in range(len(flat)):
         where = ", ".join(f"{d}={int(i[k])}" for d, i in zip(p.grid.dims, idx, strict=True))

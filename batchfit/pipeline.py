@@ -23,9 +23,10 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from batchfit.batch import pixels
 from batchfit.config import JobConfig
 from batchfit.core import Parameters
-from batchfit.errors import InputError, StoreError
+from batchfit.errors import BatchfitError, InputError, StoreError
 from batchfit.models import Model
 from batchfit.stack import preflight, refit, store, zarrio
 from batchfit.stack.chunking import choose_chunks, task_budget
@@ -34,6 +35,7 @@ from batchfit.stack.identity import input_identity
 from batchfit.stack.inputs import open_input, variable
 from batchfit.stack.layout import ResultLayout, fit_coordinate, input_names
 from batchfit.stack.lock import JobLock
+from batchfit.stack.pixel_init import pixel_init
 from batchfit.stack.prepare import prepare
 from batchfit.stack.store import ChunkGrid
 from batchfit.stack.task import FitOptions, TaskSpec, fit_chunk
@@ -105,7 +107,9 @@ def plan(config: JobConfig, workers: int | None = None, scheduler: str | None = 
     model = config.build_model()
     params = config.build_params(model)
     preflight.check_job(config, ds, data, model, params)
-    layout = ResultLayout.from_params(params, config.output.covariance, model)
+    per = _check_init(config, params, data)
+    layout = ResultLayout.from_params(pixels.template(params, per), config.output.covariance,
+                                      model)
     layout.check_names(input_names(data))  # a parameter named like a dim or coordinate
     dims = tuple(str(d) for d in data.dims if d != inp.fit_dim)
     budget = task_budget(*worker_memory(config.cluster, workers, scheduler))
@@ -113,6 +117,19 @@ def plan(config: JobConfig, workers: int | None = None, scheduler: str | None = 
                            budget=budget, n_inputs=2 if inp.sigma else 1)
     grid = ChunkGrid(dims, tuple(data.sizes[d] for d in dims), chunks)
     return Plan(config, data, model, params, layout, grid)
+
+
+def _check_init(config: JobConfig, params: Parameters, data: xr.DataArray | None) -> dict:
+    """Check the ``init`` store's per-pixel settings against the input (before any write)."""
+    if config.init is None or data is None:  # a missing input variable is named before
+        return {}
+    earlier = store.open_results(config.init)
+    try:
+        found = pixel_init(params, earlier.data_vars, data, config.input.fit_dim)
+    except BatchfitError as exc:
+        text = str(exc).removeprefix("init: ")
+        raise InputError(f"init: store {str(config.init)!r}: {text}") from None
+    return pixels.split(params, found)
 
 
 def _check_aux(ds, data, inp) -> None:
@@ -219,7 +236,8 @@ def task_spec(config: JobConfig, p: Plan, grid: ChunkGrid, index: tuple[int, ...
         model=p.model.reference,
         template=p.params.dumps(),
         fit=FitOptions(config.fit.engine, config.fit.max_nfev, bool(config.guess),
-                       bool(config.output.covariance)),
+                       bool(config.output.covariance), config.fit.cost,
+                       bool(config.fit.scale_covar)),
         output=str(config.output.path),
         init=str(config.init) if config.init else None,
         python_path=tuple(str(d) for d in config.model.python_path),

@@ -9,6 +9,8 @@ writing their own copies.
 - :data:`ClusterKind` / :data:`CLUSTER_KINDS` and :data:`JobQueueKind` /
   :data:`JOB_QUEUE_KINDS`: where the chunks run; :data:`JOB_QUEUE_CLASSES`
   names the ``dask_jobqueue`` class of each job queue.
+- :data:`Cost` / :data:`COSTS`: what a fit minimizes (``chisqr``: the sum of
+  squares; ``poisson``: the Poisson deviance of counts).
 - :func:`parse_function_ref`: the ``package.module:function`` grammar of
   ``model.function`` and :func:`batchfit.models.function_model`.
 """
@@ -23,6 +25,10 @@ Engine = Literal["lm", "leastsq", "lbfgsb", "anneal"]
 ENGINES: tuple[str, ...] = get_args(Engine)
 CURVE_ENGINES: tuple[str, ...] = ENGINES[1:]
 """The core's engines (``minimize``): scipy's leastsq, L-BFGS-B and dual annealing."""
+
+Cost = Literal["chisqr", "poisson"]
+"""``chisqr``: (weighted) least squares; ``poisson``: the Poisson deviance of counts."""
+COSTS: tuple[str, ...] = get_args(Cost)
 
 JobQueueKind = Literal["slurm", "pbs", "sge", "lsf"]
 JOB_QUEUE_KINDS: tuple[str, ...] = get_args(JobQueueKind)

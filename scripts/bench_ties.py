@@ -29,8 +29,8 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from batchfit.batch import fit as batch_fit  # noqa: E402
 from batchfit.batch.layout import Layout  # noqa: E402
+from batchfit.batch.problem import Problem  # noqa: E402
 from batchfit.core.expr import TieSet  # noqa: E402
 from batchfit.stack import testcubes as tc  # noqa: E402
 
@@ -75,7 +75,7 @@ def one_block(m: int, rounds: int) -> None:
     layout = Layout(p.params)
     ext = np.column_stack([p.truth[n] for n in layout.var_names])
     theta = layout.bounds.to_internal(ext)
-    prob = batch_fit._Problem(p.model, layout, p.x, p.y, 1.0 / p.sigma)
+    prob = Problem(p.model, layout, p.x, p.y, 1.0 / p.sigma)
     rows = np.arange(m)
 
     def step():

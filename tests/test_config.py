@@ -108,6 +108,9 @@ BAD_EDITS = {
                            r"cluster: kind 'slurm' needs the key 'memory'"),
     "bad memory": ("cluster", {"kind": "slurm", "jobs": 2, "cores": 8, "memory": "lots"},
                    r"cluster\.memory: expected a size such as '4GiB'"),
+    "bad cost": ("fit.cost", "poison", r"fit\.cost: expected one of 'chisqr', 'poisson'.*"
+                                       r"did you mean 'poisson'\?"),
+    "bad scale_covar": ("fit.scale_covar", "no", r"fit\.scale_covar: expected true or false"),
     "bad cluster kind": ("cluster.kind", "kubernetes", r"cluster\.kind: expected one of 'local'"),
     "bad workers": ("cluster.n_workers", -1, r"cluster\.n_workers: must be greater than 0"),
 }
@@ -225,6 +228,13 @@ def test_defaults_of_optional_sections(folder):
     assert config.guess is False and config.init is None
     assert config.fit.engine == "lm" and config.fit.max_nfev is None
     assert config.cluster.kind == "local" and config.cluster.n_workers is None
+
+
+def test_poisson_cost_with_sigma_is_refused(folder):
+    data = edit(edit(good_config(), "fit.cost", "poisson"), "input.sigma", "counts_err")
+    _fails(folder, data, r"fit\.cost: 'poisson' fits counts without sigma")
+    config = load_config(write_config(folder, edit(good_config(), "fit.cost", "poisson")))
+    assert config.fit.cost == "poisson" and config.fit.scale_covar is True
 
 
 def test_config_is_frozen(folder):

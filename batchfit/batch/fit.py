@@ -13,22 +13,23 @@ import warnings
 
 import numpy as np
 
-from batchfit.batch import lm
+from batchfit.batch import lm, pixels
 from batchfit.batch.layout import Layout
 from batchfit.batch.linalg import covariance_from_gram
 from batchfit.batch.loop import fit_loop
+from batchfit.batch.problem import Problem, unit_weights
 from batchfit.batch.result import BatchResult
 from batchfit.batch.start import guessed_starts
-from batchfit.core.fdiff import forward_columns
-from batchfit.core.minimizer import engine_name
-from batchfit.core.stats import held_parameters
+from batchfit.core.engines import engine_name
+from batchfit.core.stats import held_parameters, information_criteria
 from batchfit.errors import InputError, ModelError
 from batchfit.status import Status
+from batchfit.vocabulary import COSTS
 
 
 def fit_batch(model, params, x, y, sigma=None, mask=None, init=None, guess=False,
               max_nfev=None, covar=False, engine="lm", ftol=1e-10, xtol=1e-10,
-              symtable=None) -> BatchResult:
+              symtable=None, cost="chisqr", scale_covar=True) -> BatchResult:
     """Fit ``model`` to every row of ``y``.
 
     Parameters
@@ -46,7 +47,11 @@ def fit_batch(model, params, x, y, sigma=None, mask=None, init=None, guess=False
     mask : array_like of bool, shape (n_fits,), optional
         True = fit; False gives status ``masked``.
     init : mapping of str -> array (n_fits,), optional
-        Per-curve starting values; they override ``guess`` and the template.
+        Per-curve settings (see :mod:`batchfit.batch.pixels`): ``<name>``
+        values (starting values; held values where fixed), ``<name>_min``,
+        ``<name>_max`` bounds and ``<name>_vary`` flags; NaN keeps the
+        template's. Values override ``guess`` and the template. Other keys
+        are ignored.
     guess : bool
         Start each curve from a guess from its data that respects the template's
         centres and bounds, or from the template where that fits better
@@ -58,6 +63,13 @@ def fit_batch(model, params, x, y, sigma=None, mask=None, init=None, guess=False
     engine : {'lm', 'leastsq', 'lbfgsb', 'anneal'}
         'lm' is the vectorized engine; the others loop :class:`Minimizer`
         over the curves (the slow reference path).
+    cost : {'chisqr', 'poisson'}
+        What is minimized: the (weighted) sum of squares, or the Poisson
+        deviance ``2*sum(f - y - y*log(f/y))`` for counts ``y``.
+    scale_covar : bool
+        Scale the covariance by ``redchi`` (lmfit's default); False takes
+        ``sigma`` as absolute. Ignored for ``cost='poisson'``, whose
+        covariance is the inverse Fisher information, never scaled.
 
     Returns
     -------
@@ -68,22 +80,36 @@ def fit_batch(model, params, x, y, sigma=None, mask=None, init=None, guess=False
     InputError
         Wrong shapes; ``max_nfev`` not a positive integer.
     ParameterError, ExpressionError, ModelError
-        An invalid template, or one that misses model parameters.
+        An invalid template, or one that misses model parameters; per-curve
+        ``min > max`` (naming the first such curve).
     """
     _check_max_nfev(max_nfev)
-    layout = Layout(params, symtable)
+    per = pixels.split(params, init)
+    layout = Layout(pixels.template(params, per), symtable)
     _check_model(model, layout)
+    _check_cost(cost, sigma)
     x, y, w = _prepare_data(x, y, sigma)
     n = y.shape[0]
-    starts = layout.starting_values(n, _overrides(model, layout, x, y, w, guess, init))
+    starts = pixels.starting_values(params, layout.var_names, n,
+                                    _guesses(model, layout, x, y, w, guess), per)
+    curves = pixels.settings(params, layout.var_names, per, starts)
     result = BatchResult.empty(layout.names, layout.var_names, n, covar)
-    todo = _classify(y, w, mask, layout.nvar, result)
+    todo = _classify(y, w, mask, curves.nvary, result, cost)
     if todo.size:
         name = "lm" if engine == "lm" else engine_name(engine)
         runner = _fit_lm if name == "lm" else fit_loop
         runner(model, layout, x, _rows(y, todo), _rows(w, todo), _rows(starts, todo), result, todo,
-               max_nfev=max_nfev, ftol=ftol, xtol=xtol, engine=name)
+               max_nfev=max_nfev, ftol=ftol, xtol=xtol, engine=name, curves=curves.take(todo),
+               scale_covar=bool(scale_covar) and cost == "chisqr", cost=cost)
     return result
+
+
+def _check_cost(cost, sigma):
+    if cost not in COSTS:
+        raise InputError(f"cost={cost!r} is not one of {', '.join(map(repr, COSTS))}")
+    if cost == "poisson" and sigma is not None:
+        raise InputError("cost='poisson' takes counts without sigma (the Poisson variance is "
+                         "the model itself); drop sigma, or use cost='chisqr'")
 
 
 def _check_max_nfev(max_nfev) -> None:
@@ -132,23 +158,24 @@ def _prepare_data(x, y, sigma):
     return x, np.where(w > 0, y, 0.0), w
 
 
-def _overrides(model, layout, x, y, w, guess, init):
+def _guesses(model, layout, x, y, w, guess):
     out = []
     if guess:
         try:
             out.append(guessed_starts(model, layout, x, y, w))
         except Exception as exc:  # a user model without a guess
             raise ModelError(f"guess=True but the model cannot guess: {exc}") from None
-    if init is not None:
-        out.append(dict(init))
     return out
 
 
-def _classify(y, w, mask, nvar, result):
-    """Mark masked and bad-data curves in ``result``; return indices to fit."""
+def _classify(y, w, mask, nvary, result, cost="chisqr"):
+    """Mark masked and bad-data curves in ``result``; return indices to fit.
+
+    For ``cost='poisson'`` a curve with a negative count is bad data too.
+    """
     n = y.shape[0]
     fit = np.ones(n, bool) if mask is None else np.broadcast_to(np.asarray(mask, bool), (n,))
-    if _unit(w):  # all points used, all finite
+    if unit_weights(w):  # all points used, all finite
         ndata = np.full(n, y.shape[1])
         span = np.max(y, axis=1, initial=-np.inf) - np.min(y, axis=1, initial=np.inf)
     else:
@@ -159,155 +186,39 @@ def _classify(y, w, mask, nvar, result):
         quiet = warnings.catch_warnings(action="ignore", category=RuntimeWarning)
         with np.errstate(all="ignore"), quiet:
             span = np.nanmax(yu, axis=1) - np.nanmin(yu, axis=1)
-    bad = (ndata < max(nvar, 1)) | ~(span > 0)
-    result.ndata[:] = ndata
+    bad = (ndata < np.maximum(nvary, 1)) | ~(span > 0)
+    if cost == "poisson":
+        bad |= ((y < 0) & (w > 0)).any(axis=1)
+    result.ndata[:] = np.where(fit, ndata, 0)
+    result.nfree[:] = np.where(fit, ndata - nvary, 0)
     result.status[:] = np.where(~fit, Status.MASKED, np.where(bad, Status.BAD_DATA,
                                                                Status.NOT_RUN))
     return np.flatnonzero(fit & ~bad)
-
-
-def _unit(w) -> bool:
-    """True for the read-only all-ones weights of data without sigma or NaN."""
-    return w.ndim == 2 and w.strides == (0, 0)
 
 
 def _rows(a, todo):
     return a if todo.size == a.shape[0] else a[todo]
 
 
-class _Problem:
-    """Residuals and Jacobians of the active curves (external values: the kernel does bounds).
-
-    The residual is ``(model - data) * w``, the negative of the core's
-    ``(data - model) * w``: the sum of squares, ``J^T J`` and ``J^T r`` (hence
-    every step) are the same, and the Jacobian is then the model's partials
-    themselves, with no sign pass over it.
-    """
-
-    def __init__(self, model, layout, x, y, w):
-        self.model, self.layout, self.x, self.y, self.w = model, layout, x, y, w
-        self.unit_w = _unit(w) or bool(np.all(w == 1.0))
-        self.has_jac = model.jacobian(x, **_probe_values(model, layout)) is not None
-
-    def model_values(self, theta):
-        vals = self.layout.values(theta)
-        return {p: vals[p] for p in self.model.param_names}
-
-    def _model(self, theta, with_jac):
-        """Model values (m, npts) and, if asked, partials (None if the model failed)."""
-        vals = self.model_values(theta)
-        shape = (theta.shape[0], self.x.size)
-        try:
-            with np.errstate(all="ignore"):
-                if with_jac:
-                    f, d = self.model.value_and_jacobian(self.x, **vals)
-                else:
-                    f, d = self.model(self.x, **vals), None
-                if f.shape != shape:
-                    f = np.broadcast_to(f, shape)
-        except Exception:
-            return self._rowwise(vals, shape[0]), None
-        return f, d
-
-    def _rowwise(self, vals, m):
-        """Model values curve by curve, so that one failing curve fails alone."""
-        out = np.full((m, self.x.size), np.nan)
-        for i in range(m):
-            one = {k: (v[i : i + 1] if np.ndim(v) else v) for k, v in vals.items()}
-            try:
-                with np.errstate(all="ignore"):
-                    out[i] = np.asarray(self.model(self.x, **one), dtype=float).reshape(-1)
-            except Exception:
-                pass
-        return out
-
-    def _weigh(self, r, rows):
-        # A non-finite model value makes the residual non-finite even where the
-        # weight is zero (nan * 0 is nan), so a failing model is never hidden.
-        return r if self.unit_w else np.multiply(r, self.w[rows], out=r)
-
-    def resid(self, theta, rows):
-        f, _ = self._model(theta, False)
-        with np.errstate(all="ignore"):
-            return self._weigh(np.subtract(f, self.y[rows]), rows)
-
-    def evaluate(self, theta, rows):
-        """The kernel's ``evaluate``: residuals, and their Jacobian on demand."""
-        f, d = self._model(theta, self.has_jac)
-        with np.errstate(all="ignore"):
-            r = self._weigh(np.subtract(f, self.y[rows]), rows)
-
-        def columns(sel, rel_step):
-            if not self.has_jac:
-                return self._fd_columns(theta[sel], rows[sel], f[sel], rel_step), len(
-                    self.layout.var_names)
-            return self._columns(theta, rows, d, sel), 0
-
-        return r, columns
-
-    def _fd_columns(self, theta, rows, f0, rel_step):
-        """Forward differences of the model (:mod:`batchfit.core.fdiff`), weighed."""
-        cols = forward_columns(lambda t: self._model(t, False)[0], theta, f0, rel_step)
-        return [self._weigh(col, rows) for col in cols]
-
-    def _columns(self, theta, rows, d, sel):
-        """Analytic columns of ``d r / d theta`` for the rows ``sel`` of an evaluation."""
-        layout, npts = self.layout, self.x.size
-        m = sel.size
-        if d is None:  # the model failed: the kernel flags these curves
-            return [np.full((m, npts), np.nan)] * layout.nvar
-        full = m == theta.shape[0]
-        th = theta if full else theta[sel]
-        ties = layout.tie_gradients(th)
-        w = None if self.unit_w else self.w[rows if full else rows[sel]]
-        cols = []
-        with np.errstate(all="ignore"):
-            for j, name in enumerate(layout.var_names):
-                # a tie that does not depend on this parameter adds nothing (most of them)
-                terms = [_take(d[q], sel, full, npts) * g[:, j : j + 1]
-                         for q, g in ties.items() if q in d and g[:, j].any()]
-                if name in d:
-                    terms.append(_take(d[name], sel, full, npts))
-                col = sum(terms[1:], terms[0]) if terms else np.zeros(npts)
-                if w is not None:
-                    col = col * w
-                cols.append(col)
-        return cols
-
-
-def _take(part, sel, full, npts):
-    """Rows ``sel`` of a model partial; a partial equal for all rows stays 1-D."""
-    part = np.asarray(part, dtype=float)
-    if part.ndim < 2:
-        return np.broadcast_to(part, (npts,))
-    if part.shape[0] == 1 or part.strides[0] == 0:
-        return np.broadcast_to(part[0], (npts,))
-    part = np.broadcast_to(part, (part.shape[0], npts))
-    return part if full else part[sel]
-
-
-def _probe_values(model, layout):
-    vals = layout.values(layout.start[None, :])
-    return {p: vals[p] for p in model.param_names}
-
-
-def _fit_lm(model, layout, x, y, w, starts, result, todo, *, max_nfev, ftol, xtol, engine):
-    prob = _Problem(model, layout, x, y, w)
+def _fit_lm(model, layout, x, y, w, starts, result, todo, *, max_nfev, ftol, xtol, engine,
+            curves, scale_covar=True, cost="chisqr"):
+    prob = Problem(model, layout, x, y, w, cost)
+    opts = {"scale_covar": scale_covar, "cost_kind": cost, "curves": curves}
     if layout.nvar == 0:
-        _store_fixed(prob, starts, result, todo)
+        _store_fixed(prob, starts, result, todo, opts)
         return
-    bounds = layout.bounds
-    out = lm.solve(None, starts, evaluate=prob.evaluate, lower=bounds.lo, upper=bounds.hi,
+    lo, hi = curves.lower, curves.upper
+    out = lm.solve(None, starts, evaluate=prob.evaluate, lower=lo, upper=hi,
                    ftol=ftol, xtol=xtol, max_nfev=max_nfev, block_size=block_size(x.size),
                    return_jac=False, return_gram=True, return_resid=False)
     gram = out.gram_at_solution
     assert gram is not None  # return_gram=True
-    nfree = result.ndata[todo] - layout.nvar
+    nfree = result.nfree[todo]
     with np.errstate(all="ignore"):
         redchi = np.where(nfree > 0, out.cost / nfree, np.nan)
-    held = held_parameters(out.theta, bounds.lo, bounds.hi, gram, redchi)
-    cov = covariance_from_gram(gram, exclude=held)
-    _store(layout, out.theta, out.cost, out.nfev, out.status, cov, result, todo, held)
+    held = held_parameters(out.theta, lo, hi, gram, redchi if scale_covar else 1.0)
+    cov = covariance_from_gram(gram, exclude=held | curves.pinned)
+    _store(layout, out.theta, out.cost, out.nfev, out.status, cov, result, todo, held, **opts)
 
 
 BLOCK_POINTS = 2**18
@@ -324,19 +235,19 @@ def block_size(npts: int) -> int:
     return int(np.clip(BLOCK_POINTS // max(npts, 1), 64, 4096))
 
 
-def _store_fixed(prob, theta0, result, todo):
-    r = prob.resid(theta0, np.arange(theta0.shape[0]))
-    ok = np.isfinite(r).all(axis=1)
-    cost = np.where(ok, (r * r).sum(axis=1), np.nan)
+def _store_fixed(prob, theta0, result, todo, opts):
+    cost = prob.cost_at(theta0, np.arange(theta0.shape[0]))
+    ok = np.isfinite(cost)
     status = np.where(ok, Status.CONVERGED, Status.MODEL_ERROR).astype(np.int8)
     _store(prob.layout, theta0, cost, np.ones(len(todo), np.int32), status,
-           np.zeros((len(todo), 0, 0)), result, todo)
+           np.zeros((len(todo), 0, 0)), result, todo, **opts)
 
 
-def _store(layout, theta, cost, nfev, status, cov, result, todo, held=None):
+def _store(layout, theta, cost, nfev, status, cov, result, todo, held=None, *,
+           curves, scale_covar=True, cost_kind="chisqr"):
     """Write the fitted curves' values, errors and statistics into ``result``."""
     ext = theta
-    nfree = result.ndata[todo] - layout.nvar
+    nfree = result.nfree[todo]
     with np.errstate(all="ignore"):
         redchi = np.where(nfree > 0, cost / nfree, np.nan)
     ok = (status == Status.CONVERGED) & np.isfinite(cost) & np.isfinite(ext).all(axis=1)
@@ -346,12 +257,19 @@ def _store(layout, theta, cost, nfev, status, cov, result, todo, held=None):
     result.nfev[todo] = nfev
     result.chisqr[todo] = np.where(ok, cost, np.nan)
     result.redchi[todo] = np.where(ok, redchi, np.nan)
-    cov_ext = cov * redchi[:, None, None]
+    aic, bic = information_criteria(cost, result.ndata[todo], curves.nvary, cost_kind)
+    result.aic[todo] = np.where(ok, aic, np.nan)
+    result.bic[todo] = np.where(ok, bic, np.nan)
+    cov_ext = cov * (redchi if scale_covar else np.ones_like(redchi))[:, None, None]
     cov_ext[~ok] = np.nan
     vals = layout.values(ext)
     for name in layout.names:
         v = np.broadcast_to(np.asarray(vals[name], dtype=float).reshape(-1), (len(todo),))
         result.values[name][todo] = np.where(ok, v, np.nan)
+    if curves.pinned.any():  # held fixed in these curves: no uncertainty, as in the core
+        pin = curves.pinned & ok[:, None]
+        cov_ext[pin[:, :, None] | pin[:, None, :]] = 0.0
+        held = pin if held is None else held | pin
     _store_stderr(layout, ext, cov_ext, (ok, held), result, todo)
     if result.covar is not None:
         result.covar[todo] = cov_ext

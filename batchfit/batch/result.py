@@ -25,7 +25,14 @@ class BatchResult:
     chisqr, redchi : ndarray, shape (n,), float64
     nfev : ndarray, shape (n,), int32
     ndata : ndarray, shape (n,), int32
-        Finite points each curve was fitted on.
+        Points each curve was fitted on (finite, with positive weight); 0 for
+        masked curves.
+    nfree : ndarray, shape (n,), int32
+        Degrees of freedom, ``ndata - nvarys``; 0 for masked curves.
+    aic, bic : ndarray, shape (n,), float64
+        Akaike and Bayesian information criteria (see
+        :func:`batchfit.core.stats.information_criteria`); NaN where the fit
+        did not succeed.
     success : ndarray, shape (n,), bool
     status : ndarray, shape (n,), int8
         :class:`batchfit.status.Status` codes.
@@ -44,6 +51,18 @@ class BatchResult:
     success: np.ndarray
     status: np.ndarray
     covar: np.ndarray | None = None
+    nfree: np.ndarray | None = None
+    aic: np.ndarray | None = None
+    bic: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = self.status.shape[0]
+        if self.nfree is None:
+            self.nfree = np.zeros(n, np.int32)
+        if self.aic is None:
+            self.aic = np.full(n, np.nan)
+        if self.bic is None:
+            self.bic = np.full(n, np.nan)
 
     def __len__(self) -> int:
         return self.status.shape[0]

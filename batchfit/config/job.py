@@ -172,6 +172,9 @@ def _check_job(config: JobConfig, *, check_paths: bool) -> None:
     check_store_names(params, config.output.covariance, config.parameters)
     if config.fit.engine == "anneal":
         check_anneal_bounds(params)
+    if config.fit.cost == "poisson" and config.input.sigma:
+        fail(("fit", "cost"), "'poisson' fits counts without sigma (the Poisson variance is "
+                              "the model itself); remove input.sigma, or use cost: chisqr")
 
 
 def fields_at(loc: Sequence[Any]) -> list[str]:

@@ -21,7 +21,13 @@ from pydantic import (
     model_validator,
 )
 
-from batchfit.vocabulary import JOB_QUEUE_KINDS, ClusterKind, Engine, parse_function_ref
+from batchfit.vocabulary import (
+    JOB_QUEUE_KINDS,
+    ClusterKind,
+    Cost,
+    Engine,
+    parse_function_ref,
+)
 
 JOB_QUEUES = JOB_QUEUE_KINDS
 
@@ -170,6 +176,8 @@ class FitConfig(Section):
     engine: Engine = "lm"
     max_nfev: PositiveInt | None = None
     refit_failed: Flag = False
+    cost: Cost = "chisqr"
+    scale_covar: Flag = True
 
 
 class OutputConfig(Section):

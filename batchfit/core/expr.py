@@ -288,3 +288,19 @@ class TieSet:
         for name in self.order:
             values[name] = self.exprs[name](values)
         return values
+
+
+class Interpreter:
+    """Namespace of the constraint expressions (the ``Minimizer.asteval`` attribute).
+
+    ``symtable`` holds the built-in functions and constants; add your own
+    functions (or numbers) to it and constraint expressions may use them.
+    """
+
+    def __init__(self):
+        self.symtable = {**DEFAULT_FUNCTIONS, **CONSTANTS}
+
+    def user_symbols(self) -> dict:
+        """Entries of ``symtable`` added by the user."""
+        return {k: v for k, v in self.symtable.items()
+                if DEFAULT_FUNCTIONS.get(k, CONSTANTS.get(k, self)) is not v}

@@ -18,6 +18,12 @@ from the minimum; with these defaults all 54 pairs match the certified values
 to 4 digits and the certified standard deviations to 2, with fewer function
 evaluations in total (13,163 against 14,570 with ``factor=100``).
 
+``cost='poisson'`` (with ``counts``): ``fcn`` returns the model's expected
+counts and the engines minimize the Poisson deviance, as the sum of squares
+of the deviance residuals (:mod:`batchfit.core.poisson`); the covariance is
+then the inverse Fisher information at the solution (from a central-difference
+Jacobian of the model), never scaled.
+
 A residual that is non-finite at the starting point is an error. If it turns
 non-finite later, at a trial point of the engine, the trial is given a huge
 cost so that the engine rejects it and steps back, as a careful user would.
@@ -31,58 +37,22 @@ from functools import partial
 import numpy as np
 from scipy import optimize
 
-from batchfit.core import stats
+from batchfit.core import poisson, stats
 from batchfit.core.bounds import Bounds
-from batchfit.core.expr import CONSTANTS, DEFAULT_FUNCTIONS, TieSet
+from batchfit.core.engines import (
+    LEASTSQ_MESSAGES,
+    engine_name,
+    none_if_inf,
+    nonfinite_message,
+)
+from batchfit.core.expr import Interpreter, TieSet
 from batchfit.core.lbfgsb import cost_and_gradient
 from batchfit.core.lbfgsb import options as lbfgsb_options
 from batchfit.core.parameter import Parameters, check_parameter
 from batchfit.errors import FitError, ParameterError
-from batchfit.vocabulary import CURVE_ENGINES
 
-ENGINES = CURVE_ENGINES
-_ALIASES = {"lm": "leastsq", "leastsq": "leastsq", "lbfgsb": "lbfgsb", "l-bfgs-b": "lbfgsb",
-            "anneal": "anneal", "dual_annealing": "anneal"}
 # Cost of a trial point where the residual is not finite: large but far from overflow.
 _PENALTY = 1e100
-
-LEASTSQ_MESSAGES = {
-    1: "Both actual and predicted relative reductions in the sum of squares are at most ftol.",
-    2: "The relative error between two consecutive iterates is at most xtol.",
-    3: "Both actual and predicted relative reductions in the sum of squares are at most ftol "
-       "and the relative error between two consecutive iterates is at most xtol.",
-    4: "The cosine of the angle between the residual vector and any Jacobian column is at "
-       "most gtol in absolute value.",
-    5: "The number of function evaluations reached maxfev.",
-    6: "ftol is too small: no further reduction in the sum of squares is possible.",
-    7: "xtol is too small: no further improvement in the approximate solution is possible.",
-    8: "gtol is too small: the residual is orthogonal to the Jacobian columns to machine "
-       "precision.",
-}
-
-
-def engine_name(engine: str) -> str:
-    """The canonical engine name for ``engine`` (or an alias); FitError if unknown."""
-    key = str(engine).lower()
-    if key not in _ALIASES:
-        raise FitError(f"unknown engine {engine!r}; valid engines: {', '.join(ENGINES)}")
-    return _ALIASES[key]
-
-
-class Interpreter:
-    """Namespace of the constraint expressions (the ``Minimizer.asteval`` attribute).
-
-    ``symtable`` holds the built-in functions and constants; add your own
-    functions (or numbers) to it and constraint expressions may use them.
-    """
-
-    def __init__(self):
-        self.symtable = {**DEFAULT_FUNCTIONS, **CONSTANTS}
-
-    def user_symbols(self) -> dict:
-        """Entries of ``symtable`` added by the user."""
-        return {k: v for k, v in self.symtable.items()
-                if DEFAULT_FUNCTIONS.get(k, CONSTANTS.get(k, self)) is not v}
 
 
 class Minimizer:
@@ -100,15 +70,30 @@ class Minimizer:
     params : Parameters
     fcn_args : tuple, optional
     fcn_kws : dict, optional
+    scale_covar : bool, optional
+        Scale the covariance by the reduced chi-square (lmfit's default).
+        False takes the residual's weights as absolute (``curve_fit``'s
+        ``absolute_sigma=True``).
+    cost : {'chisqr', 'poisson'}, optional
+        ``'poisson'``: ``fcn`` returns the model's expected counts (not a
+        residual) and the fit minimizes the Poisson deviance against
+        ``counts``; ``chisqr`` then holds the deviance and the covariance is
+        the inverse Fisher information (``scale_covar`` is ignored).
+    counts : array_like, optional
+        The observed counts (``>= 0``), required with ``cost='poisson'``.
     **kws
         Default keywords for the engine (e.g. ``xtol``).
     """
 
-    def __init__(self, fcn=None, params=None, fcn_args=None, fcn_kws=None, **kws):
+    def __init__(self, fcn=None, params=None, fcn_args=None, fcn_kws=None,
+                 scale_covar: bool = True, cost: str = "chisqr", counts=None, **kws):
         self.userfcn = fcn
         self.params = params
         self.userargs = tuple(fcn_args or ())
         self.userkws = dict(fcn_kws or {})
+        self.cost = cost
+        self.counts = poisson.checked_counts(cost, counts)
+        self.scale_covar = bool(scale_covar) and cost == "chisqr"
         self.kws = kws
         self.asteval = Interpreter()
         self._reset()
@@ -183,16 +168,25 @@ class Minimizer:
 
     # -- residuals ------------------------------------------------------------
 
-    def _call(self, values):
-        """Residual at external ``values`` of the varied parameters."""
+    def _raw(self, values):
+        """What ``fcn`` returns at external ``values``, as a flat float array."""
         self._set_external(values)
         out = self.userfcn(self.params, *self.userargs, **self.userkws)
         self.nfev += 1
-        r = np.asarray(out, dtype=float).ravel()
+        return np.asarray(out, dtype=float).ravel()
+
+    def _call(self, values):
+        """Residual at external ``values`` of the varied parameters."""
+        r = self._raw(values)
+        if self.counts is not None:
+            if r.size != self.counts.size:
+                raise FitError(f"with cost='poisson' fcn must return the model's "
+                               f"{self.counts.size} expected counts; it returned {r.size} values")
+            r = poisson.deviance_residuals(r, self.counts)
         if self._ndata is None:
             self._ndata = r.size
             if not np.all(np.isfinite(r)):
-                raise FitError(_nonfinite_message(r, self.params))
+                raise FitError(nonfinite_message(r, self.params))
         elif r.size != self._ndata:
             raise FitError(
                 f"the residual function returned {r.size} values, but {self._ndata} before; "
@@ -246,7 +240,7 @@ class Minimizer:
         if self.nvarys == 0:
             return self._finish(x0, None, True, 1, "no varied parameters")
         cost = partial(cost_and_gradient, self._penalized, step=options.pop("eps", None))
-        bounds = [(_none_if_inf(p.lo), _none_if_inf(p.hi)) for p in self._vars]
+        bounds = [(none_if_inf(p.lo), none_if_inf(p.hi)) for p in self._vars]
         res = optimize.minimize(cost, x0, jac=True, method="L-BFGS-B", bounds=bounds,
                                 options=options, callback=callback)
         return self._finish(res.x, self._jacobian_covar(res.x), bool(res.success),
@@ -274,6 +268,10 @@ class Minimizer:
         return self._finish(res.x, self._jacobian_covar(res.x), bool(res.success),
                             int(getattr(res, "status", 0)), str(res.message))
 
+    def _fisher_covar(self, best):
+        """Inverse Fisher information ``inv(J^T J)``, ``J = (df/dp) / sqrt(f)`` at ``best``."""
+        return stats.covariance_from_jacobian(self._covar_jacobian(best))
+
     def _jacobian_covar(self, x):
         nfev = self.nfev
         try:
@@ -293,11 +291,14 @@ class Minimizer:
         self.nfree = self.ndata - self.nvarys
         self.chisqr = float(r @ r)
         self.redchi = self.chisqr / self.nfree if self.nfree > 0 else math.nan
-        self.aic, self.bic = stats.information_criteria(self.chisqr, self.ndata, self.nvarys)
+        self.aic, self.bic = stats.information_criteria(self.chisqr, self.ndata, self.nvarys,
+                                                        self.cost)
         self.success = bool(success) and bool(np.all(np.isfinite(r)))
         self.ier, self.message = ier, message
         if not np.all(np.isfinite(r)):
-            raise FitError(_nonfinite_message(r, self.params, where="at the best-fit point"))
+            raise FitError(nonfinite_message(r, self.params, where="at the best-fit point"))
+        if self.counts is not None and self.nvarys:
+            cov = self._fisher_covar(best)
         self._set_uncertainties(self._covar_without_held(best, cov))
         return self
 
@@ -311,14 +312,27 @@ class Minimizer:
         lo, hi = self._bounds.lo, self._bounds.hi
         if self.nvarys == 0 or (cov is not None and not self._bounds.bounded):
             return cov
+        jac = self._covar_jacobian(best)
+        scale = self.redchi if self.scale_covar else 1.0
+        held = stats.held_parameters(best, lo, hi, jac.T @ jac, scale)
+        return stats.covariance_without(jac, held) if held.any() else cov
+
+    def _covar_jacobian(self, best):
+        """Jacobian whose ``inv(J^T J)`` is the unscaled covariance (not counted in nfev).
+
+        The residual's, or for ``cost='poisson'`` the model's scaled by
+        ``1/sqrt(f)`` (then ``J^T J`` is the Fisher information).
+        """
+        fun = self._call
         nfev = self.nfev
         try:
-            jac = stats.numeric_jacobian(self._call, best, lo=lo, hi=hi)
+            if self.counts is not None:
+                scale = 1.0 / np.sqrt(poisson.clamp(self._raw(best)))
+                fun = lambda v: self._raw(v) * scale  # noqa: E731
+            return stats.numeric_jacobian(fun, best, lo=self._bounds.lo, hi=self._bounds.hi)
         finally:
             self.nfev = nfev
             self._set_external(best)
-        held = stats.held_parameters(best, lo, hi, jac.T @ jac, self.redchi)
-        return stats.covariance_without(jac, held) if held.any() else cov
 
     def _set_uncertainties(self, cov):
         self.covar = None
@@ -329,18 +343,22 @@ class Minimizer:
         if cov is None:
             return
         held = np.isnan(np.diag(cov))
-        if self.nfree <= 0 or not np.all(np.isfinite(cov[~held][:, ~held])):
+        if not np.all(np.isfinite(cov[~held][:, ~held])):
             return
-        self.covar = covar = cov * self.redchi
-        sd = np.sqrt(np.abs(np.diag(covar)))
-        corr = stats.correlations(covar)
+        if self.scale_covar:
+            if self.nfree <= 0:
+                return
+            cov = cov * self.redchi
+        self.covar = cov
+        sd = np.sqrt(np.abs(np.diag(cov)))
+        corr = stats.correlations(cov)
         for i, par in enumerate(self._vars):
             par.stderr = float(sd[i])  # NaN for a parameter held at its bound
             par.correl = None if held[i] else {
                 q.name: float(corr[i, j]) for j, q in enumerate(self._vars)
                 if j != i and not held[j]}
         self.errorbars = bool(np.all(np.isfinite(sd)))
-        self._tied_stderr(sd, held, covar)
+        self._tied_stderr(sd, held, cov)
 
     def _tied_stderr(self, sd, held, covar):
         if not self._ties:
@@ -358,27 +376,18 @@ class Minimizer:
         return getattr(self, engine_name(engine))(**kws)
 
 
-def minimize(fcn, params, args=None, kws=None, engine="leastsq", method=None, **fit_kws):
+def minimize(fcn, params, args=None, kws=None, engine="leastsq", method=None,
+             scale_covar=True, cost="chisqr", counts=None, **fit_kws):
     """Fit ``params`` so that the sum of squares of ``fcn(params, *args, **kws)`` is minimal.
 
-    ``method`` is an alias of ``engine``. Extra keywords go to the engine.
-    Returns the :class:`Minimizer`, whose attributes hold the statistics;
-    ``params`` are updated in place with best-fit values and uncertainties.
+    ``method`` is an alias of ``engine``. ``scale_covar``, ``cost`` and
+    ``counts`` as in :class:`Minimizer` (``cost='poisson'``: ``fcn`` returns
+    the model, the fit minimizes the Poisson deviance against ``counts``).
+    Extra keywords go to the engine. Returns the :class:`Minimizer`, whose
+    attributes hold the statistics; ``params`` are updated in place with
+    best-fit values and uncertainties.
     """
     name = engine_name(method if method is not None else engine)
-    fitter = Minimizer(fcn, params, fcn_args=args, fcn_kws=kws)
+    fitter = Minimizer(fcn, params, fcn_args=args, fcn_kws=kws, scale_covar=scale_covar,
+                       cost=cost, counts=counts)
     return getattr(fitter, name)(**fit_kws)
-
-
-def _none_if_inf(v):
-    return None if math.isinf(v) else v
-
-
-def _nonfinite_message(r, params, where="at the starting values"):
-    bad = int(np.size(r) - np.count_nonzero(np.isfinite(r)))
-    vals = ", ".join(f"{k}={v.value:.6g}" for k, v in params.items() if v.value is not None)
-    return (
-        f"the residual function returned {bad} NaN or infinite value(s) of {np.size(r)} "
-        f"{where} ({vals}); check the data for NaN and the model for division by zero "
-        "or overflow"
-    )

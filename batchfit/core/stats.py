@@ -11,12 +11,44 @@ from batchfit.core.fdiff import central_partial, central_step
 EPS = np.finfo(float).eps
 
 
-def information_criteria(chisqr: float, ndata: int, nvarys: int) -> tuple[float, float]:
-    """Akaike and Bayesian information criteria for a least-squares fit."""
-    if ndata <= 0 or not chisqr > 0:
-        return math.nan, math.nan
-    base = ndata * math.log(chisqr / ndata)
-    return base + 2.0 * nvarys, base + math.log(ndata) * nvarys
+def information_criteria(chisqr, ndata, nvarys, cost: str = "chisqr"):
+    """Akaike and Bayesian information criteria of a fit (scalars or arrays).
+
+    For ``cost='chisqr'`` these are lmfit's: ``-2 log L = ndata *
+    log(chisqr / ndata)``, ``aic = -2 log L + 2 nvarys`` and ``bic = -2 log L
+    + log(ndata) nvarys``. For ``cost='poisson'``, ``chisqr`` is the Poisson
+    deviance, which is ``-2 log L`` up to a term that depends on the data
+    only, so ``aic = deviance + 2 nvarys`` and ``bic = deviance + log(ndata)
+    nvarys``: differences between models fitted to the same counts are exact.
+
+    Parameters
+    ----------
+    chisqr : float or ndarray
+        Chi-square (or deviance) of each fit.
+    ndata, nvarys : int or ndarray
+        Points fitted and varied parameters of each fit.
+    cost : {'chisqr', 'poisson'}
+        What ``chisqr`` holds.
+
+    Returns
+    -------
+    aic, bic : float or ndarray
+        NaN where ``ndata <= 0`` or (chi-square) ``chisqr <= 0``.
+    """
+    c = np.asarray(chisqr, dtype=float)
+    n = np.asarray(ndata, dtype=float)
+    k = np.asarray(nvarys, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if cost == "poisson":
+            ok, base = (n > 0) & (c >= 0), c
+        else:
+            ok = (n > 0) & (c > 0)
+            base = n * np.log(np.where(ok, c, 1.0) / np.where(n > 0, n, 1.0))
+        aic = np.where(ok, base + 2.0 * k, np.nan)
+        bic = np.where(ok, base + np.log(np.where(n > 0, n, 1.0)) * k, np.nan)
+    if aic.ndim == 0:
+        return float(aic), float(bic)
+    return aic, bic
 
 
 def covariance_from_jacobian(jac: np.ndarray) -> np.ndarray | None:

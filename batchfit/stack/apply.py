@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from batchfit.batch import fit_batch
+from batchfit.batch import fit_batch, pixels
 from batchfit.errors import InputError
 from batchfit.stack.layout import ResultLayout, fit_coordinate, input_names
+from batchfit.stack.pixel_init import pixel_init
 from batchfit.status import Status
 
 FIELD_DIM = "_field"
@@ -35,6 +36,8 @@ def fit(
     init=None,
     max_nfev: int | None = None,
     covar: bool = False,
+    cost: str = "chisqr",
+    scale_covar: bool = True,
     var: str | None = None,
 ) -> xr.Dataset:
     """Fit ``model`` to every curve of ``da`` along ``dim``.
@@ -65,12 +68,20 @@ def fit(
     guess : bool
         Start each pixel from the model's vectorized ``guess``.
     init : Mapping or xr.Dataset, optional
-        Per-pixel starting values: parameter name -> DataArray over pixel dims
-        (an earlier result Dataset works). Overrides guess and template values.
+        Per-pixel settings, each a DataArray over (some of) the pixel dims:
+        ``<name>`` a value (the start, or the held value where the parameter
+        is fixed), ``<name>_min`` / ``<name>_max`` bounds, ``<name>_vary``
+        (bool); NaN keeps the template's. Other variables are ignored, so an
+        earlier result Dataset works. See :mod:`batchfit.batch.pixels`.
     max_nfev : int, optional
         Maximum function evaluations per pixel.
     covar : bool
         Also return ``covar`` with dims ``(..., 'param', 'param_')``.
+    cost : {'chisqr', 'poisson'}
+        ``'poisson'`` minimizes the Poisson deviance of counts (see
+        :func:`batchfit.fit_batch`).
+    scale_covar : bool
+        Scale the covariance by ``redchi``; False takes ``sigma`` as absolute.
     var : str, optional
         With a Dataset ``da``: the variable to fit.
 
@@ -78,12 +89,12 @@ def fit(
     -------
     xr.Dataset
         One variable per parameter (float64) and per stderr, ``chisqr``,
-        ``redchi`` (float64), ``nfev`` (int32), ``success`` (bool), ``status``
-        (int8, CF flag attrs), optional ``covar``, derived maps of peaks
-        (``<prefix>fwhm``, ``<prefix>height``); with the non-fit coords of
-        ``da`` and the fit dim's coordinate (so curves can be rebuilt, see
-        ``ds.batchfit``). Lazy (dask-backed, nothing computed) when ``da`` is
-        dask-backed.
+        ``redchi``, ``aic``, ``bic`` (float64), ``nfev``, ``ndata``, ``nfree``
+        (int32), ``success`` (bool), ``status`` (int8, CF flag attrs), optional
+        ``covar``, derived maps of peaks (``<prefix>fwhm``, ``<prefix>height``);
+        with the non-fit coords of ``da`` and the fit dim's coordinate (so
+        curves can be rebuilt, see ``ds.batchfit``). Lazy (dask-backed,
+        nothing computed) when ``da`` is dask-backed.
 
     Raises
     ------
@@ -93,18 +104,21 @@ def fit(
     ParameterError
         A parameter is named like another variable of the result (``chisqr``,
         ``a_stderr`` beside ``a``, a dim or coordinate of ``da``).
+        Per-pixel ``min > max`` (naming the first pixel by its coordinates).
     """
     if isinstance(da, xr.Dataset):
         da, sigma, mask = _from_dataset(da, var, sigma, mask)
     _check_dim(da, dim)
-    layout = ResultLayout.from_params(params, covar, model)
+    init = pixel_init(params, init, da, dim) if init is not None else None
+    template = pixels.template(params, pixels.split(params, init))
+    layout = ResultLayout.from_params(template, covar, model)
     layout.check_names(input_names(da))
     x = np.asarray(da[dim].values if dim in da.coords else np.arange(da.sizes[dim]), float)
     data = _single_chunk_along(da, dim)
     args, spec = _extra_args(da, dim, sigma, mask, init, layout)
     core_dims = [[dim]] + [[dim] if spec["has_sigma"] and i == 0 else [] for i in range(len(args))]
     kernel = dict(model=model, params=params, x=x, layout=layout, engine=engine,
-                  guess=guess, max_nfev=max_nfev, **spec)
+                  guess=guess, max_nfev=max_nfev, cost=cost, scale_covar=scale_covar, **spec)
     packed = xr.apply_ufunc(
         fit_block, data, *args,
         input_core_dims=core_dims,
@@ -160,10 +174,9 @@ def _extra_args(da, dim, sigma, mask, init, layout) -> tuple[list, dict]:
         spec["sigma_scalar"] = float(sigma)
     if mask is not None:
         args.append(_pixel_array(mask, dim, "mask").astype(bool))
-    if init is not None:
-        names = [n for n in layout.names if n in init]
-        spec["init_names"] = tuple(names)
-        args.extend(_pixel_array(init[n], dim, f"init[{n!r}]") for n in names)
+    if init:
+        spec["init_names"] = tuple(init)
+        args.extend(init.values())
     return args, spec
 
 
@@ -178,7 +191,7 @@ def _pixel_array(obj, dim: str, what: str) -> xr.DataArray:
 
 def fit_block(y: np.ndarray, *arrays, model, params, x, layout: ResultLayout, engine: str,
               guess: bool, max_nfev, has_sigma: bool, has_mask: bool, sigma_scalar,
-              init_names) -> np.ndarray:
+              init_names, cost: str = "chisqr", scale_covar: bool = True) -> np.ndarray:
     """Fit every curve of one numpy block; returns the packed results.
 
     ``y`` has shape ``pixels + (npts,)``; ``arrays`` are, in order, sigma (same
@@ -202,7 +215,8 @@ def fit_block(y: np.ndarray, *arrays, model, params, x, layout: ResultLayout, en
         y_rows = y.reshape(n, npts)[rows]
         s_rows = sigma[rows] if sigma is not None else sigma_scalar
         result = fit_batch(model, params, x, y_rows, sigma=s_rows, init=init or None,
-                           guess=guess, max_nfev=max_nfev, covar=layout.covar, engine=engine)
+                           guess=guess, max_nfev=max_nfev, covar=layout.covar, engine=engine,
+                           cost=cost, scale_covar=scale_covar)
         layout.pack_into(packed, rows, result)
         if layout.derived:
             layout.pack_derived(packed, rows, model.derived_maps(result.values))

@@ -5,7 +5,8 @@ A block of fits is carried as one float64 array of shape ``pixels + (width,)``
 result of a block in a single task output; :meth:`ResultLayout.unpack` splits it
 into the store's variables (README "The output store"; names, dtypes and fills
 in :meth:`ResultLayout.scalar_fields`) and works on numpy and dask arrays alike.
-Every integer field (nfev, success, status) is exactly representable in
+Every integer field (nfev, ndata, nfree, success,
+status) is exactly representable in
 float64, so the round trip is lossless.
 """
 
@@ -26,6 +27,10 @@ _STAT_FIELDS: tuple[tuple[str, type, float, dict], ...] = (
     ("chisqr", np.float64, np.nan, {"long_name": "chi-square"}),
     ("redchi", np.float64, np.nan, {"long_name": "reduced chi-square"}),
     ("nfev", np.int32, 0, {"long_name": "function evaluations"}),
+    ("ndata", np.int32, 0, {"long_name": "data points used (finite, unmasked)"}),
+    ("nfree", np.int32, 0, {"long_name": "degrees of freedom (ndata - nvarys)"}),
+    ("aic", np.float64, np.nan, {"long_name": "Akaike information criterion"}),
+    ("bic", np.float64, np.nan, {"long_name": "Bayesian information criterion"}),
     ("success", np.bool_, False, {"long_name": "fit converged with finite values"}),
     ("status", np.int8, int(Status.NOT_RUN), flag_attrs()),
 )
@@ -197,7 +202,8 @@ class ResultLayout:
         """
         cols = [result.values[n] for n in self.names]
         cols += [result.stderr[n] for n in self.names]
-        cols += [result.chisqr, result.redchi, result.nfev, result.success, result.status]
+        cols += [result.chisqr, result.redchi, result.nfev, result.ndata, result.nfree,
+                 result.aic, result.bic, result.success, result.status]
         packed[rows, : len(cols)] = np.stack(
             [np.asarray(c, dtype=np.float64) for c in cols], axis=1
         )

@@ -10,7 +10,7 @@ the key, never a worker traceback after the store is written:
   part), and sigma runs along the fit dim;
 - ``guess: true`` only with a model that can guess;
 - an ``init`` store has the input's pixel dims and sizes and holds at least
-  one of the template's parameters;
+  one of the template's parameters (values, or ``_min``/``_max``/``_vary``);
 - every tie and model expression evaluates on arrays of the job's real shape
   (the fit dim's coordinate, the template's values as ``(n, 1)`` columns).
 """
@@ -23,6 +23,7 @@ import numpy as np
 import xarray as xr
 
 from batchfit.batch.layout import Layout
+from batchfit.batch.pixels import parse_key
 from batchfit.errors import ConfigError, ExpressionError, InputError, ModelError
 
 SAMPLE_ROWS = 4
@@ -124,10 +125,12 @@ def check_init(path, data: xr.DataArray, fit_dim: str, params: Mapping) -> None:
         raise ConfigError(f"init: cannot open {str(path)!r} as a result store "
                           f"({type(exc).__name__}: {exc})") from None
     sizes = {d: data.sizes[d] for d in data.dims if d != fit_dim}
-    names = [n for n in params if n in earlier.data_vars]
+    # values <name> or per-pixel settings <name>_min/_max/_vary (batchfit.batch.pixels)
+    names = [str(k) for k in earlier.data_vars if parse_key(params, str(k))[0] is not None]
     if not names:
         raise ConfigError(f"init: {str(path)!r} holds none of the parameters "
-                          f"{', '.join(params)}; give a store of an earlier fit of this model")
+                          f"{', '.join(params)} (nor their _min, _max or _vary); give a store "
+                          "of an earlier fit of this model, or of per-pixel settings")
     theirs = {d: earlier.sizes[d] for d in earlier[names[0]].dims}
     if theirs != sizes:
         raise ConfigError(f"init: {str(path)!r} has the pixel grid {theirs}, the input "

@@ -50,7 +50,7 @@ from batchfit.stack import zarrio
 from batchfit.stack.cluster import map_tasks
 from batchfit.stack.layout import ResultLayout
 from batchfit.stack.store import ChunkGrid, atomic_write, markers, vouch
-from batchfit.stack.task import TaskSpec, fit_region, read_inputs
+from batchfit.stack.task import TaskSpec, fit_region, init_region, read_inputs
 from batchfit.status import Status
 
 REFIT_DIR = "refit"
@@ -201,11 +201,14 @@ def refit_chunk(task: TaskSpec, plan: dict) -> dict:
     rows = np.asarray(plan["rows"], np.int64)
     mask = np.zeros(int(np.prod(shape)), bool)
     mask[rows] = True
-    init = {}
+    init = dict(init_region(task, inputs.params) or {})  # per-pixel bounds and vary stay
     for name, vals in plan["init"].items():
         full = np.full(mask.size, np.nan)
         full[rows] = vals
-        init[name] = xr.DataArray(full.reshape(shape), dims=dims)
+        start = xr.DataArray(full.reshape(shape), dims=dims)
+        if f"{name}_vary" in init and name in init:  # a held value is never replaced
+            start = start.where(init[f"{name}_vary"].astype(bool), init[name])
+        init[name] = start
     res = fit_region(task, inputs, mask=xr.DataArray(mask.reshape(shape), dims=dims),
                      init=init, guess=False)
     improved = res["success"].transpose(*dims).values & mask.reshape(shape)

@@ -20,6 +20,7 @@ from typing import Any
 import xarray as xr
 
 from batchfit import status
+from batchfit.batch import pixels
 from batchfit.config import InputConfig
 from batchfit.core import Parameters
 from batchfit.models import Model
@@ -39,6 +40,8 @@ class FitOptions:
     max_nfev: int | None = None
     guess: bool = False
     covar: bool = False
+    cost: str = "chisqr"
+    scale_covar: bool = True
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,7 @@ class TaskSpec:
     template : str
         The template :class:`~batchfit.Parameters` as JSON.
     fit : FitOptions
-        Engine, ``max_nfev``, guess and covariance.
+        Engine, ``max_nfev``, guess, covariance, cost and ``scale_covar``.
     output : str
         Path of the result store.
     init : str or None
@@ -131,7 +134,8 @@ def fit_region(task: TaskSpec, inputs: TaskInputs, *, mask: xr.DataArray | None,
     opts = task.fit
     return fit(inputs.data, inputs.model, inputs.params, task.input.fit_dim,
                sigma=inputs.sigma, mask=mask, engine=opts.engine, guess=guess, init=init,
-               max_nfev=opts.max_nfev, covar=opts.covar)
+               max_nfev=opts.max_nfev, covar=opts.covar, cost=opts.cost,
+               scale_covar=opts.scale_covar)
 
 
 def fit_chunk(task: TaskSpec) -> dict:
@@ -143,7 +147,7 @@ def fit_chunk(task: TaskSpec) -> dict:
         ``{"index", "pixels", "fitted", "counts": {status code: n}}``.
     """
     inputs = read_inputs(task)
-    res = fit_region(task, inputs, mask=inputs.mask, init=_init_region(task, inputs.params),
+    res = fit_region(task, inputs, mask=inputs.mask, init=init_region(task, inputs.params),
                      guess=task.fit.guess)
     store.write_region(task.output, res, task.slices)
     counts = status.count(res["status"])
@@ -156,10 +160,15 @@ def fit_chunk(task: TaskSpec) -> dict:
     return summary
 
 
-def _init_region(task: TaskSpec, params: Parameters) -> dict[str, xr.DataArray] | None:
-    """The task's region of the ``init`` store's values of ``params``, or None."""
+def init_region(task: TaskSpec, params: Parameters) -> dict[str, xr.DataArray] | None:
+    """The task's region of the ``init`` store's per-pixel settings, or None.
+
+    The variables ``<name>`` (values), ``<name>_min``, ``<name>_max`` and
+    ``<name>_vary`` of the parameters (:mod:`batchfit.batch.pixels`).
+    """
     if not task.init:
         return None
     earlier = store.open_results(task.init)
-    names = [n for n in params if n in earlier.data_vars]
-    return {n: load_region(earlier[n], task.slices) for n in names}
+    keys = [str(k) for k in earlier.data_vars
+            if pixels.parse_key(params, str(k))[0] is not None]
+    return {k: load_region(earlier[k], task.slices) for k in keys}

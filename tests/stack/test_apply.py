@@ -46,7 +46,8 @@ def test_layout_dtypes_coords_attrs(cube, eager, params):
         assert eager[name].dtype == np.float64
         assert eager[f"{name}_stderr"].dtype == np.float64
     assert eager.chisqr.dtype == eager.redchi.dtype == np.float64
-    assert eager.nfev.dtype == np.int32
+    assert eager.nfev.dtype == eager.ndata.dtype == eager.nfree.dtype == np.int32
+    assert eager.aic.dtype == eager.bic.dtype == np.float64
     assert eager.success.dtype == bool
     assert eager.status.dtype == np.int8
     assert eager.status.attrs["flag_values"] == flag_attrs()["flag_values"]
@@ -158,3 +159,42 @@ def test_unknown_dim_names_the_dims(cube, model, params):
 def test_mask_over_fit_dim_is_refused(cube, model, params):
     with pytest.raises(InputError, match="mask must not have the fit dim"):
         fit(cube.counts, model, params, "energy", mask=cube.counts > 0)
+
+
+def test_statistics_per_pixel_equal_fit_batch(cube, model, params, eager):
+    """ndata, nfree, aic and bic of the Dataset are fit_batch's, pixel by pixel."""
+    from batchfit import fit_batch
+
+    y = cube.counts.transpose("y", "x", "energy").values.reshape(-1, cube.sizes["energy"])
+    y = y.copy()
+    y[5, :7] = np.nan  # a curve with NaN points: fewer data
+    s = cube.counts_err.transpose("y", "x", "energy").values.reshape(y.shape)
+    da = cube.counts.copy(data=y.reshape(cube.counts.transpose("y", "x", "energy").shape))
+    ds = fit(da.transpose(*cube.counts.dims), model, params, "energy",
+             sigma=cube.counts_err, guess=True)
+    ref = fit_batch(model, params, cube.energy.values, y, sigma=s, guess=True)
+    for name in ("ndata", "nfree", "aic", "bic", "chisqr"):
+        got = ds[name].transpose("y", "x").values.ravel()
+        np.testing.assert_array_equal(got, getattr(ref, name), err_msg=name)
+    assert ds.ndata.values.ravel()[5] == cube.sizes["energy"] - 7
+
+
+def test_poisson_cost_and_absolute_sigma_reach_fit_batch(cube, model, params):
+    """fit(cost=..., scale_covar=...) gives fit_batch's numbers, eager and dask alike."""
+    from batchfit import fit_batch
+
+    counts = np.random.default_rng(2).poisson(
+        np.clip(np.nan_to_num(cube.counts.transpose("y", "x", "energy").values), 0, None) * 20)
+    da = xr.DataArray(counts.astype(float), dims=("y", "x", "energy"),
+                      coords={"energy": cube.energy.values})
+    y = da.values.reshape(-1, da.sizes["energy"])
+    for kws in ({"cost": "poisson"}, {"sigma": 0.5, "scale_covar": False}):
+        ref = fit_batch(model, params, da.energy.values, y, guess=True, **kws)
+        for data in (da, da.chunk({"y": 5})):
+            ds = fit(data, model, params, "energy", guess=True, **kws).compute()
+            for name in ("p1_center", "p1_center_stderr", "chisqr", "aic", "nfree"):
+                got = ds[name].values.ravel()
+                want = ref.stderr["p1_center"] if name.endswith("stderr") else (
+                    ref.values["p1_center"] if name == "p1_center" else getattr(ref, name))
+                np.testing.assert_array_equal(got, want, err_msg=f"{kws} {name}")
+    assert ref.success.mean() > 0.9

@@ -40,6 +40,8 @@ def test_run_end_to_end(finished, cube):
         assert float(z.where(ok).max()) < 5.0, name
     assert res.status.dtype == np.int8 and res.nfev.dtype == np.int32
     assert res.success.dtype == bool and res.p1_center.dtype == np.float64
+    assert res.ndata.dtype == res.nfree.dtype == np.int32 and res.bic.dtype == np.float64
+    assert int(res.ndata.where(ok).max()) == 48 and int(res.nfree.where(ok).max()) == 43
     np.testing.assert_array_equal(res.x, cube.x)
     assert res.status.attrs["flag_meanings"].split()[-2:] == ["not_run", "stalled"]
     attrs = res.attrs

@@ -1,0 +1,87 @@
+"""Per-pixel values, bounds and vary flags over the pixel dims, checked before any fit.
+
+The xarray face of :mod:`batchfit.batch.pixels`: ``fit(..., init=...)`` and a
+job's ``init:`` store give ``<name>``, ``<name>_min``, ``<name>_max`` and
+``<name>_vary`` as variables over (some of) the pixel dims. They are checked
+here once, with the data's coordinates at hand, so that an error names the
+variable and the first bad pixel by its coordinates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import xarray as xr
+
+from batchfit.batch import pixels
+from batchfit.core.parameter import Parameters
+from batchfit.errors import InputError, ParameterError
+
+
+def pixel_init(params: Parameters, init: Mapping | None, da: xr.DataArray,
+               dim: str) -> dict[str, xr.DataArray]:
+    """The recognised per-pixel variables of ``init``, checked against the data ``da``.
+
+    Returns
+    -------
+    dict
+        ``init`` key -> DataArray over pixel dims of ``da`` (other keys dropped).
+
+    Raises
+    ------
+    InputError
+        A variable that is not a DataArray, has the fit dim, a dim the data
+        lacks, or another size along a dim.
+    ParameterError
+        ``min > max`` at some pixel (naming it by its coordinates), or
+        bounds or vary given for a tied parameter.
+    """
+    if init is None:
+        return {}
+    per = pixels.split(params, init)
+    out = {}
+    for name, kinds in per.items():
+        for kind, arr in kinds.items():
+            key = pixels.key(name, kind)
+            out[key] = _checked(arr, da, dim, key)
+        _check_order(params[name], name, out, da)
+    return out
+
+
+def _checked(arr, da: xr.DataArray, dim: str, key: str) -> xr.DataArray:
+    if not isinstance(arr, xr.DataArray):
+        raise InputError(f"init[{key!r}] must be an xarray DataArray over the pixel dims "
+                         f"{[d for d in da.dims if d != dim]}")
+    pixel_dims = [d for d in da.dims if d != dim]
+    extra = [d for d in arr.dims if d not in pixel_dims]
+    if extra:
+        raise InputError(f"init[{key!r}] has dims {list(arr.dims)}; per-pixel settings must "
+                         f"be over the pixel dims {pixel_dims} (not {extra})")
+    for d in arr.dims:
+        if arr.sizes[d] != da.sizes[d]:
+            raise InputError(f"init[{key!r}] has {arr.sizes[d]} entries along {d!r}, the "
+                             f"data {da.sizes[d]}")
+    return arr
+
+
+def _check_order(par, name: str, out: Mapping[str, xr.DataArray], da: xr.DataArray) -> None:
+    lo = out.get(pixels.key(name, "min"))
+    hi = out.get(pixels.key(name, "max"))
+    if lo is None and hi is None:
+        return
+    lo = xr.DataArray(par.lo) if lo is None else lo.fillna(par.lo)
+    hi = xr.DataArray(par.hi) if hi is None else hi.fillna(par.hi)
+    bad = (lo > hi).compute()
+    if not bool(bad.any()):
+        return
+    first = np.unravel_index(int(np.argmax(bad.values.ravel())), bad.shape)
+    where = {d: da[d].values[i].item() if d in da.coords else int(i)
+             for d, i in zip(bad.dims, first, strict=True)}
+    at = ", ".join(f"{d}={v!r}" for d, v in where.items())
+    lo_v, hi_v = float(lo.broadcast_like(bad).values[first]), float(
+        hi.broadcast_like(bad).values[first])
+    raise ParameterError(
+        f"init: {name}_min > {name}_max at {int(bad.sum())} pixel(s), the first at {at} "
+        f"(min={lo_v!r}, max={hi_v!r}); use min <= max, or {name}_vary=False to hold it "
+        f"fixed (data dims {list(da.dims)})")
