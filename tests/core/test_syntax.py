@@ -8,9 +8,7 @@ measures nothing), or is refused with a message naming the parameter.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import tracemalloc
 
 import numpy as np
@@ -23,27 +21,14 @@ from batchfit.core.expr import MAX_DEPTH, TieSet, compile_expression
 from batchfit.core.functions import ARITY
 from batchfit.errors import ExpressionError
 
+from .test_expr_safety import watchdog
+
 WHAT = "parameter 'tied'"
 A = np.array([[0.5], [-1.5], [0.0], [3.0]])
 B = np.array([[2.0], [0.25], [-7.0], [1e300]])
 X = np.linspace(-2.0, 5.0, 6)
 MEMORY_BOUND = 2**20  # bytes; the inputs and a (4, 6) result are a few hundred
 EXAMPLES = int(os.environ.get("BATCHFIT_HYPOTHESIS_EXAMPLES", "400"))
-
-
-@contextlib.contextmanager
-def watchdog(seconds=10):
-    """Turn a hang into a test failure (SIGALRM; not a timing measurement)."""
-    def on_alarm(signum, frame):
-        raise TimeoutError(f"expression did not return within {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def tied(expr, **values):
