@@ -14,7 +14,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-import zarr
+from batchfit.stack import zarrio
 
 BLOCK = 1 << 20
 
@@ -37,8 +37,8 @@ def chunk_files(store, variables: Iterable[str], index: tuple[int, ...]) -> list
     Dims beyond the pixel dims (the covariance's) are one chunk each.
     """
     names = []
-    for name in variables:
-        arr = zarr.open_array(str(store), path=name, mode="r")
+    variables = list(variables)
+    for name, arr in zip(variables, zarrio.open_arrays(store, variables), strict=True):
         coords = tuple(index) + (0,) * (arr.ndim - len(index))
         encode = getattr(arr.metadata, "encode_chunk_key", None)
         if encode is None:  # format 2 metadata: not a store batchfit made

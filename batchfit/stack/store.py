@@ -41,8 +41,10 @@ import dask.array as dsa
 import numpy as np
 import xarray as xr
 import zarr
+from zarr import AsyncArray
 
 from batchfit.errors import StoreError
+from batchfit.stack import zarrio
 from batchfit.stack.integrity import check_record, chunk_record
 from batchfit.stack.layout import ResultLayout
 
@@ -163,18 +165,25 @@ def read_grid(path) -> ChunkGrid:
     return ChunkGrid(_dim_names(arr), tuple(arr.shape), tuple(arr.chunks))
 
 
-def _dim_names(arr: zarr.Array) -> tuple[str, ...]:
+def _dim_names(arr: zarr.Array | AsyncArray) -> tuple[str, ...]:
     names = getattr(arr.metadata, "dimension_names", None) or ()
     return tuple(str(n) for n in names)
 
 
 def write_region(path, ds: xr.Dataset, region: Mapping[str, slice]) -> None:
-    """Write the data variables of an in-memory ``ds`` into ``region`` of the store."""
-    for name, var in ds.data_vars.items():
-        arr = zarr.open_array(str(path), path=str(name), mode="r+")
+    """Write the data variables of an in-memory ``ds`` into ``region`` of the store.
+
+    The arrays are opened and written concurrently on zarr's event loop
+    (:func:`batchfit.stack.zarrio.open_arrays`).
+    """
+    names = [str(n) for n in ds.data_vars]
+    writes = []
+    for name, arr in zip(names, zarrio.open_arrays(path, names, "r+"), strict=True):
         dims = _dim_names(arr)
         sel = tuple(region.get(d, slice(None)) for d in dims)
-        arr[sel] = np.asarray(var.transpose(*dims).values, dtype=arr.dtype)
+        writes.append(arr.setitem(sel, np.asarray(ds[name].transpose(*dims).values,
+                                                  dtype=arr.dtype)))
+    zarrio.run_all(writes)
 
 
 def mark_done(path, index: tuple[int, ...], summary: Mapping) -> None:

@@ -7,10 +7,14 @@ that once and give the type checker a plain :class:`zarr.Array`.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import Literal
 
 import zarr
+from zarr import AsyncArray
+from zarr.api.asynchronous import open_array as open_async
+from zarr.core.sync import sync
 
 
 def open_group(path: str | os.PathLike, mode: Literal["r", "r+"] = "r") -> zarr.Group:
@@ -32,3 +36,23 @@ def dims(arr: zarr.Array) -> tuple[str, ...]:
     if names is None or any(n is None for n in names):
         raise TypeError(f"array {arr.name!r} has no dimension names: not written by xarray")
     return tuple(str(n) for n in names)
+
+
+def open_arrays(path: str | os.PathLike, names: list[str],
+                mode: Literal["r", "r+"] = "r") -> list[AsyncArray]:
+    """The arrays ``names`` of the store at ``path``, opened concurrently.
+
+    A result store has one array per parameter and statistic; opened one by
+    one, zarr's per-array overhead cost a small task as much as its fit.
+    """
+    async def open_all() -> list[AsyncArray]:
+        return list(await asyncio.gather(*(open_async(store=str(path), path=n, mode=mode)
+                                           for n in names)))
+    return sync(open_all())
+
+
+def run_all(coroutines: list) -> None:
+    """Run zarr coroutines (writes, say) concurrently on zarr's event loop."""
+    async def gather() -> None:
+        await asyncio.gather(*coroutines)
+    sync(gather())
