@@ -202,10 +202,9 @@ FIT_CASES = {
     "exponential_gaussian": ({"amplitude": 3.0, "center": -1.0, "sigma": 0.6, "gamma": 1.2},
                              {}),
     "moffat": ({"amplitude": 3.0, "center": 0.5, "sigma": 1.0, "beta": 2.0}, {}),
-    **{f"step_{f}": ({"amplitude": 2.0, "center": 0.5, "sigma": 0.8}, {}) for f in FORMS
-       if f != "linear"},
+    **{f"step_{f}": ({"amplitude": 2.0, "center": 0.5, "sigma": 0.8}, {}) for f in FORMS},
     **{f"rectangle_{f}": ({"amplitude": 2.0, "center1": -2.0, "sigma1": 0.8, "center2": 3.0,
-                           "sigma2": 0.6}, {}) for f in FORMS if f != "linear"},
+                           "sigma2": 0.6}, {}) for f in FORMS},
 }
 
 
@@ -221,8 +220,12 @@ def test_batch_fit_agrees_with_the_core(name):
     res = batchfit.fit_batch(model, params, X, y, guess=False)
     ref = minimize_each(model, params, X, y)
     assert res.success.all() and ref["success"].all()
+    # The linear ramps have kinks: where a data point sits near one, the cost is not smooth
+    # and two correct solvers stop a little apart (chisqr 2e-6 relative on one curve).
+    tol = 1e-2 if name.endswith("_linear") else 1e-3
+    np.testing.assert_allclose(res.chisqr, ref["chisqr"], rtol=1e-5)
     for pname in model.param_names:
         d = percentile_diff(res.values[pname], ref["values"][pname], ref["stderr"][pname],
                             q=100)
-        assert d <= 1e-3, pname
-        np.testing.assert_allclose(res.stderr[pname], ref["stderr"][pname], rtol=1e-3)
+        assert d <= tol, pname
+        np.testing.assert_allclose(res.stderr[pname], ref["stderr"][pname], rtol=tol)
