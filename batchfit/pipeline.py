@@ -29,8 +29,8 @@ from batchfit.core import Parameters
 from batchfit.errors import BatchfitError, InputError, StoreError
 from batchfit.models import Model
 from batchfit.stack import preflight, refit, store, zarrio
-from batchfit.stack.chunking import choose_chunks, task_budget
-from batchfit.stack.cluster import make_client, map_tasks, worker_memory
+from batchfit.stack.chunking import choose_chunks
+from batchfit.stack.cluster import make_client, map_tasks, worker_budget
 from batchfit.stack.identity import input_identity
 from batchfit.stack.inputs import open_input, variable
 from batchfit.stack.layout import ResultLayout, fit_coordinate, input_names
@@ -112,7 +112,7 @@ def plan(config: JobConfig, workers: int | None = None, scheduler: str | None = 
                                       model)
     layout.check_names(input_names(data))  # a parameter named like a dim or coordinate
     dims = tuple(str(d) for d in data.dims if d != inp.fit_dim)
-    budget = task_budget(*worker_memory(config.cluster, workers, scheduler))
+    budget = worker_budget(config.cluster, workers, scheduler)
     chunks = choose_chunks(data, inp.fit_dim, len(layout.var_names), inp.chunks,
                            budget=budget, n_inputs=2 if inp.sigma else 1)
     grid = ChunkGrid(dims, tuple(data.sizes[d] for d in dims), chunks)

@@ -1,145 +1,170 @@
-"""Worker memory on a larger-than-memory job: peak RSS as a share of each worker's limit.
+"""Worker memory on a larger-than-memory job: each worker's peak RSS as a share of its limit.
 
-Usage: python scripts/bench_memory.py [--workers 2] [--worker-mib 400] [--threads 1]
-       [--npts 128] [--factor 3] [--rules new,old] [--cube PATH]
+Usage: python scripts/bench_memory.py [--workers 2] [--worker-mib 512] [--threads 1]
+       [--npts 128] [--factor 3] [--interval 0.05] [--cube PATH]
 
 A Gaussian + line cube ``factor`` times the workers' total memory limit
-(float32, 1024 columns, native chunks of 64 x 64 pixels) is fitted with the
-default chunk rule on a fresh local cluster of ``workers`` workers with
-``worker-mib`` MiB each, batchfit's worker environment (see
-batchfit.stack.cluster). For each rule, in the same process:
+(float32, 1024 columns, native chunks of 64 x 64 pixels) is fitted by
+``batchfit.pipeline.run`` end to end: a local cluster of ``workers`` worker
+processes with ``cluster.memory_limit = worker-mib`` MiB each, started by
+batchfit itself (its worker environment and dask memory thresholds), the
+default chunk rule (:mod:`batchfit.stack.chunking`).
 
-- ``new``: the chunk rule of batchfit.stack.chunking (the worker's resident
-  memory is modelled: peak at or under 75% of the limit);
-- ``old``: the rule before it (``min(64 MiB, limit / (8 * threads))``), given to
-  the same job as explicit ``input.chunks``.
-
-Prints each worker's peak RSS (``ru_maxrss``, the process's lifetime peak) in
-MiB and as % of its limit, whether a worker was restarted by dask (over 95%:
-its peak is then lost with it, so the job's peak is unknown and over 95%),
-the tasks, the time and fits/s of each rule, and new / old throughput.
+A thread of this process samples the resident memory of every worker process
+(the children started by the nannies) every ``interval`` seconds with psutil,
+and reads each one's ``VmHWM`` (the kernel's exact lifetime peak RSS, so a
+spike between two samples is not missed). Printed per worker: the limit, the
+peak (VmHWM and the sampled maximum, MiB and % of the limit), RSS before the
+first task, after the first 5% of the run and at the end (what stays
+resident, what grows), and whether it was restarted (a new worker process:
+dask restarts a worker over 95%). Then the tasks, wall time and fits/s
+(cluster start-up included) and the verdict: every worker's peak at or
+under 75% of its limit.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import os
-import resource
 import shutil
+import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
-import dask
-from distributed import Client, LocalCluster
+import psutil
 
 from batchfit import pipeline
 from batchfit.config import JobConfig
-from batchfit.stack import chunking, open_results
-from batchfit.stack.cluster import MallocTuning, worker_env_config
+from batchfit.stack import chunking
 
 MiB = 2**20
 
 
-def job(cube: Path, out: Path, chunks: dict | None) -> JobConfig:
-    """The Gaussian + line job on ``cube``; ``chunks=None``: the default chunk rule."""
-    inp = {"path": str(cube), "variable": "counts", "fit_dim": "energy"}
-    if chunks:
-        inp["chunks"] = chunks
+def job(cube: Path, out: Path, workers: int = 2, worker_mib: int | None = None,
+        threads: int = 1) -> JobConfig:
+    """The Gaussian + line job on ``cube`` with the default chunk rule, on a local cluster."""
+    cluster: dict = {"kind": "local", "n_workers": workers, "threads_per_worker": threads}
+    if worker_mib:
+        cluster["memory_limit"] = f"{worker_mib}MiB"
     return JobConfig.from_dict({
-        "input": inp,
+        "input": {"path": str(cube), "variable": "counts", "fit_dim": "energy"},
         "model": {"components": [{"type": "gaussian", "prefix": "p1_"},
                                  {"type": "linear", "prefix": "bg_"}]},
         "parameters": {"p1_sigma": {"value": 1.0, "min": 0.05}},
-        "guess": True, "output": {"path": str(out)}})
+        "guess": True, "output": {"path": str(out)}, "cluster": cluster})
 
 
-def old_budget(limit: int, threads: int) -> int:
-    """The chunk rule's budget before the worker's resident memory was modelled."""
-    return max(1, min(chunking.TARGET_CHUNK_BYTES, limit // (chunking.WORKER_FRACTION * threads)))
+def _hwm(pid: int) -> int:
+    """The kernel's peak resident memory of ``pid`` (bytes), 0 when gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
-def peak_mib() -> float:
-    """This process's peak resident memory so far (MiB; Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+class Sampler(threading.Thread):
+    """Samples the RSS of this process's worker processes every ``interval`` s."""
+
+    def __init__(self, interval: float) -> None:
+        super().__init__(daemon=True)
+        self.interval, self.stop = interval, threading.Event()
+        self.series: dict[int, list[tuple[float, int]]] = {}
+        self.hwm: dict[int, int] = {}
+
+    def workers(self) -> list[psutil.Process]:
+        out = []
+        for p in psutil.Process().children(recursive=True):
+            try:  # the nanny's worker processes; not multiprocessing's resource tracker
+                if any("spawn_main" in part for part in p.cmdline()):
+                    out.append(p)
+            except psutil.Error:
+                pass
+        return out
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            now = time.perf_counter()
+            for p in self.workers():
+                try:
+                    rss = p.memory_info().rss
+                except psutil.Error:
+                    continue
+                self.series.setdefault(p.pid, []).append((now, rss))
+                self.hwm[p.pid] = max(self.hwm.get(p.pid, 0), _hwm(p.pid))
+            self.stop.wait(self.interval)
 
 
-def run_rule(rule: str, cube: Path, tmp: Path, a) -> dict:
-    """One job on a fresh cluster; each worker's peak RSS and whether one was restarted."""
-    limit = a.worker_mib * MiB
-    with dask.config.set(worker_env_config(trim_env=False)), \
-            LocalCluster(n_workers=a.workers, threads_per_worker=a.threads, processes=True,
-                         memory_limit=limit, dashboard_address=None,
-                         host="127.0.0.1") as cluster, Client(cluster) as client:
-        client.register_plugin(MallocTuning())
-        address = cluster.scheduler_address
-        chunks = None
-        if rule == "old":
-            p = pipeline.plan(job(cube, tmp / "probe.zarr", None), scheduler=address)
-            sizes = chunking.choose_chunks(p.data, "energy", len(p.layout.var_names),
-                                           budget=old_budget(limit, a.threads))
-            chunks = dict(zip(p.grid.dims, sizes, strict=True))
-        cfg = job(cube, tmp / f"{rule}.zarr", chunks)
-        p = pipeline.plan(cfg, scheduler=address)
-        pids = client.run(os.getpid)
-        t0 = time.perf_counter()
-        summary = pipeline.run(cfg, overwrite=True, scheduler=address, quiet=True)
-        elapsed = time.perf_counter() - t0
-        peaks = client.run(peak_mib)
-        restarted = client.run(os.getpid) != pids
-    return {"chunks": dict(zip(p.grid.dims, p.grid.chunks, strict=True)), "tasks": len(p.grid),
-            "elapsed": elapsed, "rate": summary.fitted / elapsed, "peaks": peaks,
-            "restarted": restarted, "limit": limit, "n_success": summary.n_success,
-            "pixels": summary.pixels}
+def at(series: list[tuple[float, int]], t: float) -> float:
+    """RSS (MiB) of the first sample at or after time ``t``."""
+    return next((r for s, r in series if s >= t), series[-1][1]) / MiB
 
 
-def report(rule: str, r: dict) -> None:
-    shares = [100 * mib * MiB / r["limit"] for mib in r["peaks"].values()]
-    print(f"{rule} rule: chunks {r['chunks']} ({r['tasks']} tasks), {r['elapsed']:.0f} s, "
-          f"{r['rate']:.0f} fits/s, {r['n_success']} of {r['pixels']} converged")
-    for (worker, mib), share in zip(r["peaks"].items(), shares, strict=True):
-        print(f"  worker {worker}: peak RSS {mib:.0f} MiB = {share:.1f}% of its limit")
-    verdict = ("a worker was RESTARTED (over 95%; its peak is lost)" if r["restarted"]
-               else f"max {max(shares):.1f}% ({'<=' if max(shares) <= 75 else '>'} 75%)")
-    print(f"  {verdict}")
+def report(sampler: Sampler, limit: int, t0: float, t1: float) -> float:
+    """Print each worker's memory; return the largest peak as a share of the limit."""
+    worst = 0.0
+    early = t0 + 0.05 * (t1 - t0)
+    for i, (pid, series) in enumerate(sorted(sampler.series.items())):
+        hwm, sampled = sampler.hwm.get(pid, 0), max(r for _, r in series)
+        peak = max(hwm, sampled)
+        worst = max(worst, peak / limit)
+        print(f"  worker {i} (pid {pid}): limit {limit / MiB:.0f} MiB, peak RSS "
+              f"{hwm / MiB:.0f} MiB (VmHWM) = {100 * hwm / limit:.1f}%, sampled max "
+              f"{sampled / MiB:.0f} MiB = {100 * sampled / limit:.1f}% ({len(series)} samples); "
+              f"first sample {series[0][1] / MiB:.0f}, at 5% of the run "
+              f"{at(series, early):.0f}, at the end {series[-1][1] / MiB:.0f} MiB")
+    return worst
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--worker-mib", type=int, default=400)
+    ap.add_argument("--worker-mib", type=int, default=512)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--npts", type=int, default=128)
     ap.add_argument("--factor", type=float, default=3.0)
-    ap.add_argument("--rules", default="new,old")
+    ap.add_argument("--interval", type=float, default=0.05)
     ap.add_argument("--cube", default=None,
                     help="reuse (or keep) the cube at this path instead of a temporary one")
     a = ap.parse_args()
     from make_cube import write_big_cube
 
-    total = a.factor * a.workers * a.worker_mib * MiB
-    rows = 64 * math.ceil(total / (1024 * a.npts * 4) / 64)
+    limit = a.worker_mib * MiB
+    rows = 64 * math.ceil(a.factor * a.workers * limit / (1024 * a.npts * 4) / 64)
     tmp = Path(tempfile.mkdtemp(prefix="bench_memory_"))
     try:
         cube = Path(a.cube) if a.cube else tmp / "cube.zarr"
         if not cube.exists():
             write_big_cube(cube, rows, 1024, a.npts)
         nbytes = rows * 1024 * a.npts * 4
+        cfg = job(cube, tmp / "out.zarr", a.workers, a.worker_mib, a.threads)
+        p = pipeline.plan(cfg)
         print(f"cube {rows}x1024x{a.npts} float32 = {nbytes / MiB:.0f} MiB = "
-              f"{nbytes / (a.workers * a.worker_mib * MiB):.2f}x the total limit of "
-              f"{a.workers} workers x {a.worker_mib} MiB ({a.threads} thread(s) each); "
-              f"budgets: new {chunking.task_budget(a.worker_mib * MiB, a.threads) / MiB:.1f} "
-              f"MiB, old {old_budget(a.worker_mib * MiB, a.threads) / MiB:.1f} MiB per task")
-        results = {}
-        for rule in a.rules.split(","):
-            results[rule] = run_rule(rule, cube, tmp, a)
-            report(rule, results[rule])
-        if {"new", "old"} <= set(results):
-            same = all(open_results(tmp / "new.zarr")[k].equals(open_results(tmp / "old.zarr")[k])
-                       for k in ("p1_center", "p1_sigma", "status"))
-            print(f"throughput new / old = {results['new']['rate'] / results['old']['rate']:.2f}"
-                  f"; stores identical: {same}")
+              f"{nbytes / (a.workers * limit):.2f}x the total limit of {a.workers} workers x "
+              f"{a.worker_mib} MiB ({a.threads} thread(s) each); modelled resident "
+              f"{chunking.WORKER_RESIDENT / MiB:.0f} MiB, task budget "
+              f"{chunking.task_budget(limit, a.threads) / MiB:.1f} MiB: chunks "
+              f"{dict(zip(p.grid.dims, p.grid.chunks, strict=True))}, {len(p.grid)} tasks")
+        sampler = Sampler(a.interval)
+        sampler.start()
+        t0 = time.perf_counter()
+        summary = pipeline.run(cfg, quiet=True)
+        t1 = time.perf_counter()
+        sampler.stop.set()
+        sampler.join()
+        print(f"{summary.chunks_computed} tasks, {t1 - t0:.0f} s, {summary.fitted / (t1 - t0):.0f} "
+              f"fits/s (cluster start-up included), {summary.n_success} of {summary.pixels} "
+              f"converged")
+        worst = report(sampler, limit, t0, t1)
+        restarted = len(sampler.series) > a.workers
+        print(f"workers restarted: {'YES' if restarted else 'no'}; largest peak {100 * worst:.1f}%"
+              f" of the limit: {'<=' if worst <= chunking.TARGET_PEAK else '>'} 75%")
+        sys.exit(0 if worst <= chunking.TARGET_PEAK and not restarted else 1)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

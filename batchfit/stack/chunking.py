@@ -57,7 +57,7 @@ import math
 import xarray as xr
 
 from batchfit.batch.fit import block_size
-from batchfit.errors import InputError
+from batchfit.errors import ClusterError, InputError
 
 TARGET_CHUNK_BYTES = 64 * 2**20
 """Cap on a task's estimated working set (bytes)."""
@@ -69,8 +69,39 @@ WORKER_RESIDENT = 240 * 2**20
 """Resident bytes of a worker besides its tasks: 161 MiB after the imports; ~240 MiB
 measured during a long job (xarray/zarr/dask caches filled by opening the input once per
 task, ~20 MiB; the task and I/O threads' allocator arenas; distributed's task state)."""
-MIN_BUDGET_FRACTION = 64
-"""The budget never goes under 1 / MIN_BUDGET_FRACTION of the limit (tiny workers)."""
+FRESH_WORKER = 161 * 2**20
+"""Resident bytes of a started worker before its first task (the imports)."""
+MIN_TASK_BYTES = 8 * 2**20
+"""The smallest budget a task gets (a few hundred curves of 128 points); a worker
+limit without room for it within :data:`TARGET_PEAK` is an error."""
+
+
+def resident_estimate(measured: int | None = None, warmed: bool = False) -> int:
+    """What a worker keeps resident besides its tasks, from a measurement if there is one.
+
+    Parameters
+    ----------
+    measured : int, optional
+        A worker's resident bytes now (None: not measured, :data:`WORKER_RESIDENT`).
+    warmed : bool
+        Whether that worker has run batchfit tasks already. A fresh one grows
+        by what tasks leave resident (``WORKER_RESIDENT - FRESH_WORKER``).
+
+    Returns
+    -------
+    int
+        The larger of :data:`WORKER_RESIDENT` and the measured value (plus growth when fresh).
+    """
+    if measured is None:
+        return WORKER_RESIDENT
+    grow = 0 if warmed else WORKER_RESIDENT - FRESH_WORKER
+    return max(WORKER_RESIDENT, int(measured) + grow)
+
+
+def smallest_limit(threads: int = 1, resident: int = WORKER_RESIDENT) -> int:
+    """The smallest worker limit (bytes, rounded up to MiB) with room for :data:`MIN_TASK_BYTES`."""
+    need = (resident + max(threads, 1) * MIN_TASK_BYTES) / TARGET_PEAK
+    return -(-math.ceil(need) // 2**20) * 2**20
 
 
 def task_budget(memory_limit: int | None, threads: int = 1,
@@ -84,21 +115,33 @@ def task_budget(memory_limit: int | None, threads: int = 1,
     threads : int
         Tasks a worker runs at once.
     resident : int
-        What a worker keeps resident besides its tasks.
+        What a worker keeps resident besides its tasks (:func:`resident_estimate`).
 
     Returns
     -------
     int
         ``min(TARGET_CHUNK_BYTES, limit / (WORKER_FRACTION * threads),
-        max((TARGET_PEAK * limit - resident) / threads, limit / MIN_BUDGET_FRACTION))``.
+        (TARGET_PEAK * limit - resident) / threads)``.
+
+    Raises
+    ------
+    ClusterError
+        The last term is under :data:`MIN_TASK_BYTES`: no task fits within
+        75% of the limit. The message names the limit and the smallest that works.
     """
     if not memory_limit:
         return TARGET_CHUNK_BYTES
     limit, threads = int(memory_limit), max(threads, 1)
-    headroom = max(int(TARGET_PEAK * limit) - resident, 0) // threads
-    budget = min(TARGET_CHUNK_BYTES, limit // (WORKER_FRACTION * threads),
-                 max(headroom, limit // MIN_BUDGET_FRACTION))
-    return max(1, budget)
+    headroom = (int(TARGET_PEAK * limit) - resident) // threads
+    if headroom < MIN_TASK_BYTES:
+        raise ClusterError(
+            f"worker memory limit {limit / 2**20:.0f} MiB is too small: a worker keeps about "
+            f"{resident / 2**20:.0f} MiB resident between tasks and its {threads} task(s) at "
+            f"once need at least {MIN_TASK_BYTES / 2**20:.0f} MiB each, within "
+            f"{TARGET_PEAK:.0%} of the limit; the smallest limit that works is "
+            f"{smallest_limit(threads, resident) // 2**20} MiB (raise cluster.memory_limit, "
+            "or cluster.memory per job for job queues, or use fewer threads_per_worker)")
+    return min(TARGET_CHUNK_BYTES, limit // (WORKER_FRACTION * threads), headroom)
 
 
 def bytes_per_pixel(npts: int, nvar: int) -> int:

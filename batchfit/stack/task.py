@@ -3,7 +3,8 @@
 The client turns each chunk of the job's grid into a :class:`TaskSpec`, a
 small frozen record (template JSON, model reference, input path and variable
 names, the chunk's region, output path) that travels to a worker. There
-:func:`read_inputs` opens the input lazily and loads only the region, and
+:func:`read_inputs` opens the input lazily (once per worker process,
+:func:`batchfit.stack.inputs.open_cached`) and loads only the region, and
 :func:`fit_chunk` fits it with :func:`batchfit.stack.fit`, writes the region
 into the store and marks the chunk done. Only a small count dict comes back,
 so inputs larger than the client's or any worker's memory stream through.
@@ -27,7 +28,7 @@ from batchfit.models import Model
 from batchfit.stack import store
 from batchfit.stack.apply import fit
 from batchfit.stack.cluster import release_memory
-from batchfit.stack.inputs import load_region, open_input
+from batchfit.stack.inputs import load_region, open_cached
 from batchfit.stack.store import ChunkGrid
 from batchfit.status import Status
 
@@ -120,7 +121,7 @@ def read_inputs(task: TaskSpec) -> TaskInputs:
 
     use_python_path(task.python_path, task.model.get("function"))
     region, inp = task.slices, task.input
-    ds = open_input(inp.path)
+    ds = open_cached(inp.path)  # once per worker process for an unchanged input
     data = load_region(ds[inp.variable], region)
     sigma = load_region(ds[inp.sigma], region) if inp.sigma else None
     mask = load_region(ds[inp.mask], region) if inp.mask else None
