@@ -16,6 +16,7 @@ import xarray as xr
 
 from batchfit import pipeline
 from batchfit.batch.fit import block_size
+from batchfit.errors import ClusterError
 from batchfit.stack import chunking
 from batchfit.stack.synthetic import make_cube, write_cube
 
@@ -37,20 +38,65 @@ def cube(shape, chunks=None, dtype="float32"):
     (384 * MiB, 1, 48 * MiB),            # 1/8 of the limit
     (384 * MiB, 4, 12 * MiB),            # shared by the worker's threads
     (352 * MiB, 1, 24 * MiB),            # 75% of the limit less the worker's 240 MiB
-    (352 * MiB, 4, 6 * MiB),             # shared by the worker's threads
-    (256 * MiB, 1, 4 * MiB),             # too small for 75%: 1/64 of the limit
+    (352 * MiB, 2, 12 * MiB),            # shared by the worker's threads
+    (512 * MiB, 1, 64 * MiB),            # the default of scripts/bench_memory.py: the cap
 ])
 def test_task_budget(limit, threads, expect):
     assert chunking.task_budget(limit, threads) == expect
 
 
+@pytest.mark.parametrize("limit, threads, resident, expect", [
+    (512 * MiB, 1, 300 * MiB, 64 * MiB),   # 384 - 300 = 84 MiB: 1/8 of the limit binds
+    (512 * MiB, 1, 340 * MiB, 44 * MiB),   # a measured baseline above the model binds
+    (512 * MiB, 2, 340 * MiB, 22 * MiB),   # ... shared by 2 threads
+    (2**30, 4, 700 * MiB, 17 * MiB),       # (768 - 700) / 4
+])
+def test_task_budget_with_a_measured_resident(limit, threads, resident, expect):
+    assert chunking.task_budget(limit, threads, resident) == expect
+
+
 @pytest.mark.parametrize("limit", [352 * MiB, 400 * MiB, 512 * MiB, 2**30, 2**34])
 @pytest.mark.parametrize("threads", [1, 2, 3, 4])
-def test_budget_keeps_the_worker_under_75_percent(limit, threads):
-    """The worker's resident memory plus its concurrent tasks' budgets stay <= 75%."""
-    budget = chunking.task_budget(limit, threads)
-    assert chunking.WORKER_RESIDENT + threads * budget <= 0.75 * limit
+@pytest.mark.parametrize("resident", [chunking.WORKER_RESIDENT, 200 * MiB, 500 * MiB])
+def test_budget_keeps_the_worker_under_75_percent_or_is_refused(limit, threads, resident):
+    """Resident memory plus the concurrent tasks' budgets stay <= 75%; else a clear error."""
+    if limit < chunking.smallest_limit(threads, resident):
+        with pytest.raises(ClusterError, match="too small"):
+            chunking.task_budget(limit, threads, resident)
+        return
+    budget = chunking.task_budget(limit, threads, resident)
+    assert resident + threads * budget <= 0.75 * limit
+    assert budget >= chunking.MIN_TASK_BYTES
     assert budget <= limit / (8 * threads) and budget <= chunking.TARGET_CHUNK_BYTES
+
+
+@pytest.mark.parametrize("threads", [1, 2, 4])
+@pytest.mark.parametrize("resident", [chunking.WORKER_RESIDENT, 333 * MiB])
+def test_smallest_limit_is_the_boundary(threads, resident):
+    """The limit the error names works; one MiB less is refused."""
+    smallest = chunking.smallest_limit(threads, resident)
+    assert smallest % MiB == 0
+    assert chunking.task_budget(smallest, threads, resident) >= chunking.MIN_TASK_BYTES
+    with pytest.raises(ClusterError):
+        chunking.task_budget(smallest - MiB, threads, resident)
+
+
+def test_too_small_limit_names_the_limit_and_the_smallest_that_works():
+    with pytest.raises(ClusterError) as err:
+        chunking.task_budget(256 * MiB)
+    text = str(err.value)
+    # (240 MiB resident + one task of 8 MiB) / 0.75 = 330.7 -> 331 MiB
+    assert "256 MiB" in text and "smallest limit that works is 331 MiB" in text
+    assert "cluster.memory_limit" in text
+
+
+def test_resident_estimate_from_a_measurement():
+    model, fresh = chunking.WORKER_RESIDENT, chunking.FRESH_WORKER
+    assert chunking.resident_estimate() == model
+    assert chunking.resident_estimate(100 * MiB) == model  # never under the model
+    # a fresh worker of 300 MiB (another BLAS, more libraries) grows like ours after tasks
+    assert chunking.resident_estimate(300 * MiB) == 300 * MiB + model - fresh
+    assert chunking.resident_estimate(300 * MiB, warmed=True) == 300 * MiB
 
 
 def test_task_bytes_is_the_documented_formula():
@@ -75,12 +121,20 @@ def test_pixel_budget_is_the_largest_within_budget(budget, npts, nvar):
     assert chunking.task_bytes(p + 1, npts, nvar) > budget
 
 
+def share(limit):
+    """A task budget of 1/8 of ``limit`` (the cap when None): tiles of many sizes."""
+    return chunking.task_budget(limit, resident=0)
+
+
+SHARE_250 = share(250 * MiB)  # 31.25 MiB
+
+
 @pytest.mark.parametrize("limit", [40 * MiB, 250 * MiB, 2 * 2**30, None])
 @pytest.mark.parametrize("native", [None, 64, 100, 97])
 def test_default_chunks_bounded_by_the_worker_limit(limit, native):
     chunks = None if native is None else (native, native, 128)
     data = cube((1000, 1000, 128), chunks)
-    budget = chunking.task_budget(limit)
+    budget = share(limit)
     cy, cx = chunking.choose_chunks(data, "e", 5, budget=budget)
     decode = 0 if native is None else min(native * native * 128 * 4, budget // 2)
     assert chunking.task_bytes(cy * cx, 128, 5, decode) <= budget
@@ -92,7 +146,7 @@ def test_default_chunks_bounded_by_the_worker_limit(limit, native):
 @pytest.mark.parametrize("native", [8, 50, 64, 100, 128, 256])
 def test_tiles_divide_or_multiply_native_chunks(limit, native):
     data = cube((1024, 1000, 128), (native, native, 128))
-    for c, size in zip(chunking.choose_chunks(data, "e", 5, budget=chunking.task_budget(limit)),
+    for c, size in zip(chunking.choose_chunks(data, "e", 5, budget=share(limit)),
                        (1024, 1000), strict=True):
         aligned = c == size or native % c == 0 or c % native == 0
         # the documented exception: no divisor of the native chunk within [c / 2, c]
@@ -119,13 +173,13 @@ def test_multiples_of_small_native_chunks():
 def test_prime_native_chunk_keeps_the_wanted_size():
     """A divisor under half the wanted size (1 for 97) would make needlessly many tasks."""
     data = cube((1000, 1000, 128), (97, 97, 128))
-    cy, cx = chunking.choose_chunks(data, "e", 5, budget=chunking.task_budget(250 * MiB))
+    cy, cx = chunking.choose_chunks(data, "e", 5, budget=SHARE_250)
     assert cy > 1 and cx > 1
 
 
 def test_numpy_input_has_no_alignment():
     cy, cx = chunking.choose_chunks(cube((300, 300, 128)), "e", 5,
-                                    budget=chunking.task_budget(250 * MiB))
+                                    budget=SHARE_250)
     assert abs(cy - cx) <= 1 and chunking.task_bytes(cy * cx, 128, 5) <= 32 * MiB
 
 
@@ -137,7 +191,7 @@ def test_given_chunks_are_respected_and_the_rest_fills_the_budget():
     data = cube((1000, 1000, 128), (100, 100, 128))
     assert chunking.choose_chunks(data, "e", 5, {"y": -1, "x": 7}) == (1000, 7)
     assert chunking.choose_chunks(data, "e", 5, {"y": 33, "x": 3000}) == (33, 1000)
-    cy, cx = chunking.choose_chunks(data, "e", 5, {"y": 10}, budget=chunking.task_budget(250 * MiB))
+    cy, cx = chunking.choose_chunks(data, "e", 5, {"y": 10}, budget=SHARE_250)
     assert cy == 10 and 100 % cx == 0 or cx % 100 == 0
     assert chunking.task_bytes(cy * cx, 128, 5) <= 32 * MiB
 
