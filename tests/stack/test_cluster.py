@@ -13,8 +13,13 @@ from distributed import Client, LocalCluster
 from batchfit.config import ClusterConfig
 from batchfit.errors import ClusterError
 from batchfit.stack import chunking
-from batchfit.stack.cluster import (make_client, map_tasks, resident_memory, worker_budget,
-                                    worker_memory)
+from batchfit.stack.cluster import (
+    make_client,
+    map_tasks,
+    resident_memory,
+    worker_budget,
+    worker_memory,
+)
 from batchfit.stack.inputs import inputs_opened
 
 MiB = 2**20
