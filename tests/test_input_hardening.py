@@ -265,3 +265,10 @@ def test_status_of_a_look_alike_store_exits_2(job, capsys):
     err = capsys.readouterr().err
     assert "lookalike.zarr" in err and "not a" in err and "KeyError" not in err
     assert "Traceback" not in err
+
+
+def test_worker_memory_limit_too_small_is_refused_before_the_store(job, capsys):
+    """No task fits within 75% of 256 MiB beside a worker's resident memory: exit 2."""
+    refused(job, edited(("cluster.memory_limit", "256MiB")), capsys,
+            "memory limit 256 MiB is too small", "smallest limit that works is 331 MiB",
+            "cluster.memory_limit")

@@ -66,7 +66,8 @@ MMAP_THRESHOLD = 4 * 2**20
 TRIM_THRESHOLD = 32 * 2**20
 WORKER_MEMORY = {"distributed.worker.memory.target": False,
                  "distributed.worker.memory.spill": False,
-                 "distributed.worker.memory.pause": False}
+                 "distributed.worker.memory.pause": False,
+                 "distributed.worker.profile.enabled": False}
 """Dask's memory thresholds for batchfit's workers (module docstring, "Worker memory")."""
 WORKER_TIMEOUT = 60.0
 """Seconds a job waits for a running scheduler to have a worker
