@@ -14,6 +14,7 @@ from batchfit.config import ClusterConfig
 from batchfit.errors import ClusterError
 from batchfit.stack import chunking
 from batchfit.stack.cluster import (
+    job_script,
     make_client,
     map_tasks,
     resident_memory,
@@ -67,16 +68,30 @@ def test_worker_budget_measures_a_running_schedulers_workers():
 
 @pytest.mark.slow
 def test_local_workers_get_batchfits_memory_thresholds():
-    """Spill and pause are off in the worker processes a job starts; terminate stays."""
-    def thresholds(dask_worker):
+    """Spill, pause and the profiler are off in the workers a job starts; terminate stays.
+
+    The profiler's history (1000 one-second call trees) grew a worker by
+    ~0.22 MiB/s: after a task and two profile cycles, no history is kept.
+    """
+    def state(dask_worker):
         m = dask_worker.memory_manager
-        return m.memory_target_fraction, m.memory_spill_fraction, m.memory_pause_fraction
+        return (m.memory_target_fraction, m.memory_spill_fraction, m.memory_pause_fraction,
+                dask.config.get("distributed.worker.memory.terminate"),  # the nanny's
+                len(dask_worker.profile_history))
 
     cfg = ClusterConfig(n_workers=1, memory_limit="1GiB")
     with make_client(cfg) as client:
-        assert list(client.run(thresholds).values()) == [(False, False, False)]
-        assert client.run(lambda: __import__("dask").config.get(
-            "distributed.worker.memory.terminate")).popitem()[1] == 0.95
+        assert client.submit(sum, [1, 2]).result() == 3
+        time.sleep(2.5)  # the profiler's cycle is 1 s
+        assert list(client.run(state).values()) == [(False, False, False, 0.95, 0)]
+
+
+def test_job_queue_workers_get_the_same_thresholds():
+    text = job_script(ClusterConfig(kind="slurm", jobs=1, cores=2, memory="8GiB"))
+    for line in ("export DASK_DISTRIBUTED__WORKER__MEMORY__PAUSE=False",
+                 "export DASK_DISTRIBUTED__WORKER__MEMORY__SPILL=False",
+                 "export DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False"):
+        assert line in text
 
 
 def test_map_tasks_releases_each_finished_task():
