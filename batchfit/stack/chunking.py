@@ -6,22 +6,24 @@ limit; :func:`batchfit.pipeline.plan` calls :func:`choose_chunks`.
 Rule (when ``input.chunks`` is not given)
 -----------------------------------------
 1. Budget per task: ``min(64 MiB, limit / (8 * threads), (0.75 * limit -
-   240 MiB) / threads)``; the last term at least ``limit / 64`` (:func:`task_budget`,
-   :data:`TARGET_CHUNK_BYTES`, :data:`WORKER_FRACTION`, :data:`TARGET_PEAK`,
-   :data:`WORKER_RESIDENT`). The limit comes from the cluster config (local
-   ``memory_limit`` or dask's ``'auto'`` share, job-queue ``memory`` per worker
-   process) or, for a running scheduler, from its workers
-   (:func:`batchfit.stack.cluster.worker_memory`); 64 MiB when unknown. A
-   worker keeps about 240 MiB resident between tasks (161 MiB for the Python
-   process with numpy, scipy, xarray, zarr, dask and distributed imported,
-   the rest their threads, caches and allocator arenas once tasks ran), and
-   its ``threads`` tasks run at once on top of that: the third term keeps the
-   worker's peak at or under 75% of its limit (dask pauses a worker at 80%
-   and restarts it at 95%). It is what binds for workers under
-   about 384 MiB; the 1/8 share binds above, where it leaves room for
-   allocator slack and dask's own buffers.
-   ``scripts/bench_memory.py``: a job 3x the workers' total limit, peak RSS
-   per worker against the rule without the third term.
+   resident) / threads)`` (:func:`task_budget`, :data:`TARGET_CHUNK_BYTES`,
+   :data:`WORKER_FRACTION`, :data:`TARGET_PEAK`). The limit comes from the
+   cluster config (local ``memory_limit`` or dask's ``'auto'`` share, job-queue
+   ``memory`` per worker process) or, for a running scheduler, from its workers
+   (:func:`batchfit.stack.cluster.worker_budget`); 64 MiB when unknown.
+   ``resident`` is what a worker keeps between tasks, :data:`WORKER_RESIDENT`
+   = 240 MiB: 161 MiB for the started process (numpy, scipy, xarray, zarr,
+   dask, distributed imported; :data:`FRESH_WORKER`), ~30 MiB more once tasks
+   ran (the opened input, codec and allocator caches), and margin. For a
+   running scheduler its workers' RSS is measured and used when larger
+   (:func:`resident_estimate`). Its ``threads`` tasks run at once on top of
+   that: the third term keeps the worker's peak at or under 75% of its limit;
+   the 1/8 share binds above ~384 MiB and leaves room for allocator slack.
+   A limit where the third term is under :data:`MIN_TASK_BYTES` is refused
+   before anything is written, naming the smallest limit that works
+   (:func:`smallest_limit`; 331 MiB for one thread).
+   ``scripts/bench_memory.py`` checks it end to end: a job 3x the workers'
+   total limit, each worker's peak RSS (the kernel's VmHWM) against 75%.
 2. A task of ``p`` pixels needs ``p * bytes_per_pixel + min(p, B) *
    block_bytes + decode`` bytes (:func:`task_bytes`), measured with
    tracemalloc and RSS around :func:`batchfit.stack.task.fit_chunk`
@@ -66,9 +68,8 @@ WORKER_FRACTION = 8
 TARGET_PEAK = 0.75
 """A worker's peak resident memory should stay at or under this fraction of its limit."""
 WORKER_RESIDENT = 240 * 2**20
-"""Resident bytes of a worker besides its tasks: 161 MiB after the imports; ~240 MiB
-measured during a long job (xarray/zarr/dask caches filled by opening the input once per
-task, ~20 MiB; the task and I/O threads' allocator arenas; distributed's task state)."""
+"""Resident bytes of a worker besides its tasks: 161 MiB after the imports, 180-200 MiB
+measured between tasks of a long job (scripts/bench_memory.py), plus margin."""
 FRESH_WORKER = 161 * 2**20
 """Resident bytes of a started worker before its first task (the imports)."""
 MIN_TASK_BYTES = 8 * 2**20
