@@ -43,7 +43,7 @@ def tail_model():
 
 
 def tail_params(model, first_bin: float, last_bin: float):
-    """A template from a curve's first and last bins: amplitudes >= 0, lifetimes in (0.02, 20) ns."""
+    """A template from the first and last bins: amplitudes >= 0, lifetimes in (0.02, 20) ns."""
     return model.make_params(
         s_amplitude={"value": 0.6 * first_bin, "min": 0.0},
         s_decay={"value": 0.4, "min": 0.02, "max": 20.0},
