@@ -200,3 +200,18 @@ def test_tail_curve_whose_fisher_weights_spiked_converges_to_the_mle():
     np.testing.assert_allclose(got, short_first([pars[k].value for k in FREE]), rtol=1e-4)
     mle = _mle(t, y[0], np.array([truth[k][0] for k in FREE]))
     np.testing.assert_allclose(got, short_first(mle), rtol=1e-4)
+
+
+def test_fisher_terms_equal_linearize_and_deviance():
+    rng = np.random.default_rng(3)
+    f = rng.uniform(0.0, 4.0, (6, 9))
+    f[1, 2], f[2, 5], f[3, 0], f[4, 4] = -2.0, 1e-14, np.nan, 0.0  # below the floor, NaN
+    y = rng.poisson(2.0, f.shape).astype(float)
+    for used in (None, (rng.uniform(size=f.shape) > 0.2).astype(float)):
+        with np.errstate(all="ignore"):
+            r, wt, dev = poisson.fisher_terms(f, y, used)
+            r0, wt0 = poisson.linearize(f, y, used)
+            dev0 = poisson.deviance(f, y, used)
+        for got, want in ((r, r0), (wt, wt0), (dev, dev0)):
+            np.testing.assert_array_equal(got, want)
+    assert np.isnan(dev[3]) and np.isfinite(dev[[0, 1, 2, 4, 5]]).all()
