@@ -36,16 +36,21 @@ def _source_file() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "data" / SOURCE
 
 
-def excerpt() -> dict[str, np.ndarray]:
-    """The cropped counts (64, 64, 256) and bin start times (ns) from the SDT file."""
+def source_image() -> tuple[np.ndarray, np.ndarray]:
+    """The whole image's counts (512, 512, 256) and bin start times (ns) from the SDT file."""
     from sdtfile import SdtFile  # pip install sdtfile
 
     sdt = SdtFile(_source_file())
-    full = sdt.data[0]
+    return sdt.data[0], sdt.times[0] * 1e9
+
+
+def excerpt() -> dict[str, np.ndarray]:
+    """The cropped counts (64, 64, 256) and bin start times (ns) from the SDT file."""
+    full, time_ns = source_image()
     counts = full[ROWS, COLS]
     if counts.max() > 255:
         raise ValueError("counts above 255 do not fit uint8")
-    return {"counts": counts.astype(np.uint8), "time_ns": sdt.times[0] * 1e9,
+    return {"counts": counts.astype(np.uint8), "time_ns": time_ns,
             "window": np.array([ROWS.start, ROWS.stop, COLS.start, COLS.stop]),
             "full_image_photons": np.array(full.sum(dtype=np.int64))}
 
