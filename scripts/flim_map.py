@@ -25,7 +25,7 @@ depends on the decay:
 
 Run (``pip install --no-deps napari-flim-phasor-plotter==0.2.3 sdtfile``)::
 
-    python scripts/flim_map.py [--block 64] [--replicates 3000] [--no-sweep]
+    python scripts/flim_map.py [--block 64] [--replicates 3000] [--no-sweep | --no-map]
 """
 
 from __future__ import annotations
@@ -152,11 +152,13 @@ def main() -> None:
     ap.add_argument("--min-photons", type=float, default=20000, help="pooled tail photons")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-sweep", action="store_true", help="the map only")
+    ap.add_argument("--no-map", action="store_true", help="the sweep only")
     args = ap.parse_args()
     full, time_ns = source_image()
     t = time_ns[FIRST:STOP] - time_ns[FIRST]
     tail = np.asarray(full[:, :, FIRST:STOP], dtype=np.int64)
-    print_map(t, tail, args)
+    if not args.no_map:
+        print_map(t, tail, args)
     if not args.no_sweep:
         print_sweep(t, tail[161:225, 84:148].reshape(-1, t.size).sum(axis=0).astype(float),
                     args)
