@@ -85,6 +85,7 @@ def fit_batch(model, params, x, y, sigma=None, mask=None, init=None, guess=False
     """
     _check_max_nfev(max_nfev)
     per = pixels.split(params, init)
+    pixels.warn_unused_values(params, per)
     layout = Layout(pixels.template(params, per), symtable)
     _check_model(model, layout)
     _check_cost(cost, sigma)
