@@ -23,6 +23,7 @@ from batchfit.pipeline import Plan, damage_text, plan, store_counts, store_recor
 from batchfit.stack import refit, store
 from batchfit.stack.apply import fit
 from batchfit.stack.inputs import open_input
+from batchfit.stack.integrity import layout_damage
 from batchfit.stack.lock import holder
 from batchfit.stack.prepare import decide
 from batchfit.status import format_counts, label
@@ -93,6 +94,9 @@ def _sample_fits(config: JobConfig, p: Plan, n_samples: int) -> list[str]:
 def status(store_path: str | os.PathLike) -> str:
     """Chunks done, success rate and status counts of a result store."""
     path = Path(store_path)
+    damage = layout_damage(path, store.manifest(path)) if store.is_complete(path) else {}
+    if damage:
+        return _layout_report(path, damage)
     if store.read_fingerprint(path) is None:
         raise StoreError(f"{str(path)!r} is not a batchfit result store")
     if not store.is_complete(path):
@@ -130,6 +134,20 @@ def status(store_path: str | os.PathLike) -> str:
         lines += ["made with config:", *("  " + line for line in resolved.splitlines())]
     return "\n".join(lines)
 
+
+
+def _layout_report(path: Path, damage: dict[str, str], limit: int = 20) -> str:
+    """Status of a store whose metadata or coordinate files were damaged after creation."""
+    named = "; ".join(f"{name} ({why})" for name, why in list(damage.items())[:limit])
+    more = f"; and {len(damage) - limit} more" if len(damage) > limit else ""
+    done = len(store.done_keys(path))
+    return "\n".join([
+        f"store: {path}",
+        f"damaged layout: {len(damage)} files changed or missing since the store was created: "
+        f"{named}{more}",
+        f"chunks: {done} done; results are kept: the next `batchfit submit` of its config "
+        "restores these files (or says why it cannot)",
+    ])
 
 
 def _without_unset(tree: Any) -> Any:

@@ -177,23 +177,29 @@ def _pixel_coords(p: Plan) -> xr.Dataset:
 
 
 def store_record(config: JobConfig, p: Plan) -> dict:
-    """What a store vouches for: config fingerprint, input identity, result variables."""
+    """What a store vouches for: config fingerprint, input identity, result variables, chunks."""
     inp = config.input
     ds = open_input(inp.path)
     ident = input_identity(p.data, p.grid.dims, ds[inp.sigma] if inp.sigma else None,
                            ds[inp.mask] if inp.mask else None)
     return {"fingerprint": config.fingerprint(), "input": ident,
-            "variables": list(p.layout.fills())}
+            "variables": list(p.layout.fills()), "chunks": list(p.grid.chunks)}
 
 
 def prepare_store(config: JobConfig, p: Plan, overwrite: bool) -> tuple[str, ChunkGrid]:
     """Create or reuse the output store (hold the job lock); returns (action, chunk grid).
 
     The action is :func:`batchfit.stack.prepare.prepare`'s: resume, create,
-    rebuild (an interrupted creation) or replace (``overwrite``).
+    rebuild (an interrupted creation) or replace (``overwrite``). A resume
+    first restores layout files damaged since creation
+    (:func:`batchfit.stack.prepare.restore_layout`).
     """
-    create = partial(store.create, layout=p.layout, coords=_pixel_coords(p), grid=p.grid,
-                     attrs=_store_attrs(config, p))
+    coords, attrs = _pixel_coords(p), _store_attrs(config, p)
+
+    def create(folder, chunks: list | None) -> None:  # chunks: a resumed store's own
+        grid = p.grid if chunks is None else ChunkGrid(p.grid.dims, p.grid.sizes, tuple(chunks))
+        store.create(folder, layout=p.layout, coords=coords, grid=grid, attrs=attrs)
+
     action = prepare(config.output.path, store_record(config, p), overwrite, create)
     grid = store.read_grid(config.output.path)
     if (grid.dims, grid.sizes) != (p.grid.dims, p.grid.sizes):

@@ -85,6 +85,7 @@ def fit_batch(model, params, x, y, sigma=None, mask=None, init=None, guess=False
     """
     _check_max_nfev(max_nfev)
     per = pixels.split(params, init)
+    pixels.warn_unused_values(params, per)
     layout = Layout(pixels.template(params, per), symtable)
     _check_model(model, layout)
     _check_cost(cost, sigma)
@@ -210,7 +211,8 @@ def _fit_lm(model, layout, x, y, w, starts, result, todo, *, max_nfev, ftol, xto
     lo, hi = curves.lower, curves.upper
     out = lm.solve(None, starts, evaluate=prob.evaluate, lower=lo, upper=hi,
                    ftol=ftol, xtol=xtol, max_nfev=max_nfev, block_size=block_size(x.size),
-                   return_jac=False, return_gram=True, return_resid=False)
+                   return_jac=False, return_gram=True, return_resid=False,
+                   running_scale=cost != "poisson")
     gram = out.gram_at_solution
     assert gram is not None  # return_gram=True
     nfree = result.nfree[todo]

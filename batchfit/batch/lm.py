@@ -45,7 +45,10 @@ set of a projected-gradient method; scipy's ``trf`` (Branch, Coleman & Li
 
 The cost hook: ``evaluate`` may return a per-curve ``cost`` (the Poisson
 deviance, say) that the gain ratio, acceptance and ``ftol`` use instead of
-``sum(r**2)``; see :func:`solve`.
+``sum(r**2)``; see :func:`solve`. With ``running_scale=False`` (Poisson) ``D^2``
+is the current ``diag(A)`` (Marquardt, as Gpufit's MLE): Fisher weights ``1/f``
+span decades along a path, and a running maximum taken where ``f`` was near 0
+would damp that parameter for good (issue 11's creeping tail curve).
 
 The tail. Up to ``block_size`` curves iterate together in one pool; when half
 of them have stopped the pool is refilled with curves not yet started, so a
@@ -89,6 +92,7 @@ from batchfit.batch.lm_state import (
     LMOutput,
     LMState,
     Step,
+    box_inputs,
     damped_step,
     free_mask,
     linearize,
@@ -148,6 +152,7 @@ class _Options:
     evaluate: EvaluateFn
     tol: Tolerances
     rel_step: float
+    running: bool  # D^2 the running maximum of the column norms (MINPACK), else the current
     gram: bool  # keep J^T J at the solution
     resid: bool  # keep the residuals at the solution
 
@@ -169,6 +174,7 @@ def solve(
     return_jac: bool = True,
     return_gram: bool = False,
     return_resid: bool = True,
+    running_scale: bool = True,
 ) -> LMResult:
     """Minimize ``sum(resid(theta)**2)`` (or a hooked cost) for every row of `theta0` at once.
 
@@ -233,6 +239,9 @@ def solve(
         curve that stops on an accepted step; not counted in `nfev`).
     return_resid : bool, optional
         Keep `resid_at_solution` (else it is None).
+    running_scale : bool, optional
+        ``D^2`` is the running maximum of the squared column norms (MINPACK's
+        ``diag``); False: the current ones (Marquardt), for the Poisson hook.
 
     Returns
     -------
@@ -249,7 +258,7 @@ def solve(
     Tolerances below machine epsilon are raised to it, so "no further
     reduction possible" (MINPACK's info 6-8) counts as CONVERGED.
     """
-    theta0, lo, hi = _inputs(theta0, lower, upper)
+    theta0, lo, hi = box_inputs(theta0, lower, upper)
     n, k = theta0.shape
     if evaluate is None:
         if resid is None:
@@ -259,30 +268,14 @@ def solve(
         evaluate=evaluate,
         tol=Tolerances.make(ftol, xtol, gtol, 200 * (k + 1) if max_nfev is None else max_nfev),
         rel_step=np.sqrt(EPS) if diff_step is None else float(diff_step),
-        gram=bool(return_gram), resid=bool(return_resid or return_jac))
+        running=bool(running_scale), gram=bool(return_gram), resid=bool(return_resid or return_jac))
     out = LMOutput.allocate(n, k, opts.gram, opts.resid)
     _run(opts, theta0, lo, hi, out, max(int(block_size), 1))
     if return_jac:
         out.jac = final_jacobian(opts.evaluate, out.theta, out.cost, out.resid, opts.rel_step)
     result = LMResult(*out.fields())
-    if not return_resid:
-        result.resid_at_solution = None
+    result.resid_at_solution = result.resid_at_solution if return_resid else None
     return result
-
-
-def _inputs(theta0, lower, upper):
-    theta0 = np.array(theta0, dtype=np.float64, order="C", ndmin=2)
-    if theta0.ndim != 2:
-        raise ValueError(f"theta0 must be 2-D (n, k); got shape {theta0.shape}")
-    try:
-        lo = np.broadcast_to(np.asarray(-np.inf if lower is None else lower, float), theta0.shape)
-        hi = np.broadcast_to(np.asarray(np.inf if upper is None else upper, float), theta0.shape)
-    except ValueError:
-        raise ValueError(f"lower/upper must broadcast to theta0's shape {theta0.shape}; got "
-                         f"{np.shape(lower)} and {np.shape(upper)}") from None
-    if np.any(lo > hi) or np.isnan(lo).any() or np.isnan(hi).any():
-        raise ValueError("lower must not exceed upper, and neither may be NaN")
-    return np.clip(theta0, lo, hi), lo, hi
 
 
 def _run(opts: _Options, theta0, lo, hi, out: LMOutput, pool: int) -> None:
@@ -317,7 +310,8 @@ def _init(opts: _Options, theta0, idx, lo, hi, out: LMOutput) -> LMState:
         return state
     cols, used = columns(live, opts.rel_step)
     out.nfev[state.idx] += used
-    jac_ok = linearize(state, slice(None), *_normal(cols, r[live]))
+    a, g = _normal(cols, r[live])
+    jac_ok = linearize(state, slice(None), a, g, running=opts.running)
     return _retire(state, out, _point_status(opts, state, slice(None), jac_ok))
 
 
@@ -381,7 +375,7 @@ def _relinearize(opts, state: LMState, out: LMOutput, status, accepted, ev, r, c
     state.a[need[~go]] = a[~go]  # J^T J at the new point of curves stopping here
     rows = need[go]
     if rows.size:
-        jac_ok = linearize(state, rows, a[go], g[go])
+        jac_ok = linearize(state, rows, a[go], g[go], running=opts.running)
         out.nfev[state.idx[rows]] += used
         status[rows] = _point_status(opts, state, rows, jac_ok)
 

@@ -139,8 +139,13 @@ def free_mask(theta, g, lo, hi) -> np.ndarray:
     return ~(((theta <= lo) & (g > 0.0)) | ((theta >= hi) & (g < 0.0)))
 
 
-def linearize(state: LMState, rows, a: np.ndarray, g: np.ndarray) -> np.ndarray:
+def linearize(state: LMState, rows, a: np.ndarray, g: np.ndarray,
+              running: bool = True) -> np.ndarray:
     """Store ``J^T J`` and ``J^T r`` for `rows` of `state`; update the scales.
+
+    With `running` the scales are the running maximum of the column norms
+    (MINPACK); without, the current column norms (Marquardt's scaling), a
+    column that vanished keeping its previous scale.
 
     Returns
     -------
@@ -148,7 +153,8 @@ def linearize(state: LMState, rows, a: np.ndarray, g: np.ndarray) -> np.ndarray:
         Both are finite.
     """
     cn2 = np.diagonal(a, axis1=1, axis2=2).copy()
-    d2 = np.maximum(state.d2[rows], cn2)
+    d2 = np.maximum(state.d2[rows], cn2) if running else np.where(cn2 > 0.0, cn2,
+                                                                      state.d2[rows])
     state.a[rows], state.g[rows], state.cn2[rows] = a, g, cn2
     state.d2[rows] = np.where(d2 > 0.0, d2, 1.0)
     with np.errstate(invalid="ignore"):
@@ -217,3 +223,19 @@ def progress_check(state: LMState, niter: np.ndarray) -> np.ndarray:
         out[due] = creeping(state.cost[due], state.mark_cost[due], grown)
         state.mark_cost[due], state.mark_iter[due] = state.cost[due], niter[due]
     return out
+
+
+def box_inputs(theta0, lower, upper) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`theta0` as float (n, k) clipped to the bounds, and the bounds broadcast to it."""
+    theta0 = np.array(theta0, dtype=np.float64, order="C", ndmin=2)
+    if theta0.ndim != 2:
+        raise ValueError(f"theta0 must be 2-D (n, k); got shape {theta0.shape}")
+    try:
+        lo = np.broadcast_to(np.asarray(-np.inf if lower is None else lower, float), theta0.shape)
+        hi = np.broadcast_to(np.asarray(np.inf if upper is None else upper, float), theta0.shape)
+    except ValueError:
+        raise ValueError(f"lower/upper must broadcast to theta0's shape {theta0.shape}; got "
+                         f"{np.shape(lower)} and {np.shape(upper)}") from None
+    if np.any(lo > hi) or np.isnan(lo).any() or np.isnan(hi).any():
+        raise ValueError("lower must not exceed upper, and neither may be NaN")
+    return np.clip(theta0, lo, hi), lo, hi

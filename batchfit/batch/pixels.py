@@ -18,7 +18,8 @@ name always means a value (a parameter named ``a_min`` is a value key).
 The batch engine fits one set of columns for all curves: every parameter
 the template varies, or that has ``<name>_vary`` per curve, is a column (the
 values of a parameter the template fixes apply only with its ``_vary``, so
-an earlier result's values start the varied parameters and nothing else);
+an earlier result's values start the varied parameters and nothing else;
+:func:`warn_unused_values` warns when such values differ from the template's);
 a curve where a column is fixed pins it by its bounds
 (``min == max == value``), which is what the core does with ``min == max``.
 Its stderr there is 0 (fixed), and it counts in neither ``nvarys`` nor the
@@ -29,13 +30,14 @@ variable and the first bad curve.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from batchfit.core.parameter import Parameters
-from batchfit.errors import InputError, ParameterError
+from batchfit.errors import BatchfitWarning, InputError, ParameterError
 
 SUFFIXES = ("min", "max", "vary")
 
@@ -203,3 +205,24 @@ def set_curve(params: Parameters, var_names, start: np.ndarray, curves: CurveSet
         lo, hi = curves.lower[i, j], curves.upper[i, j]
         par.min = None if not par.vary or np.isinf(lo) else float(lo)
         par.max = None if not par.vary or np.isinf(hi) else float(hi)
+
+
+def warn_unused_values(params: Parameters, per: Mapping[str, Mapping[str, object]]) -> None:
+    """Warn when per-curve values of a parameter the template fixes would be ignored.
+
+    Without ``<name>_vary`` they do not apply (module docstring), which is
+    right for an earlier result used as ``init`` but a trap for a user who
+    meant a per-curve held value; the warning fires only where the values
+    differ from the template's.
+    """
+    for name, kinds in per.items():
+        par, value = params[name], kinds.get("value")
+        if par.expr is not None or par.varies or "vary" in kinds or value is None:
+            continue
+        v = np.asarray(value, dtype=float)
+        if np.any(np.isfinite(v) & (v != float(par.value))):
+            warnings.warn(
+                f"init gives per-curve values of {name!r}, which the template fixes at "
+                f"{par.value!r}: they are not used. To hold {name!r} at them curve by curve, "
+                f"also give {name}_vary=False (or let it vary in the template)",
+                BatchfitWarning, stacklevel=3)

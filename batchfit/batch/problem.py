@@ -113,7 +113,13 @@ class Problem:
         ``cost='poisson'``; otherwise the kernel uses ``sum(r**2)``.
         """
         f, d = self._model(theta, self.has_jac)
-        r, wt = self._residuals(f, rows)
+        if self.poisson:
+            with np.errstate(all="ignore"):
+                data = None if self.data_term is None else self.data_term[rows]
+                r, wt, cost = poisson.fisher_terms(
+                    f, self.y[rows], None if self.unit_w else self.w[rows], data)
+        else:
+            (r, wt), cost = self._residuals(f, rows), None
 
         def columns(sel, rel_step):
             ws = None if wt is None else wt[sel]
@@ -122,9 +128,7 @@ class Problem:
                     self.layout.var_names)
             return self._columns(theta, rows, d, sel, ws), 0
 
-        if self.poisson:
-            return r, columns, self.cost(f, rows)
-        return r, columns
+        return (r, columns) if cost is None else (r, columns, cost)
 
     def _fd_columns(self, theta, rows, f0, rel_step, wt=None):
         """Forward differences of the model (:mod:`batchfit.core.fdiff`), weighed."""

@@ -131,6 +131,33 @@ def linearize(f: np.ndarray, y: np.ndarray, used=None) -> tuple[np.ndarray, np.n
     return r, wt
 
 
+def fisher_terms(f: np.ndarray, y: np.ndarray, used: np.ndarray | None = None,
+                 data: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`linearize` and :func:`deviance` at once: ``(r, wt, deviance)``.
+
+    The same numbers with one clamp of ``f`` and fewer temporary arrays (the
+    batch engine calls it once per evaluation). Call it under
+    ``np.errstate(all='ignore')``.
+    """
+    fc = clamp(f)
+    t = np.log(fc)
+    t *= y
+    np.subtract(fc, t, out=t)
+    if f.size and not f.min() >= FLOOR:  # some point below the floor, or NaN
+        low = np.flatnonzero((f < FLOOR).any(axis=0))
+        t[:, low] += _continuation(f[:, low], y[:, low])
+    if used is not None:
+        t *= used
+    dev = 2.0 * t.sum(axis=-1) + (data_term(y, used) if data is None else data)
+    wt = np.sqrt(fc, out=fc)
+    np.reciprocal(wt, out=wt)
+    if used is not None:
+        wt *= used
+    r = np.subtract(f, y)
+    r *= wt
+    return r, wt, dev
+
+
 def deviance_residuals(f: np.ndarray, y: np.ndarray) -> np.ndarray:
     """``sign(f - y) * sqrt(point_terms(f, y))``: their sum of squares is the deviance."""
     terms = np.maximum(point_terms(f, y), 0.0)  # rounding can give -1e-17 where f == y

@@ -54,11 +54,12 @@ def _full(x, *arrays):
 # --------------------------------------------------------------------- peaks
 def _gaussian_parts(x, amplitude, center, sigma):
     """``u = (x-c)/sigma``, ``e = exp(-u*u/2)`` and the value ``e * A/(sigma*sqrt(2pi))``."""
-    u = (x - center) / sigma
+    inv = 1.0 / np.asarray(sigma, dtype=float)  # per curve: one division, not one per point
+    u = (x - center) * inv
     e = np.asarray(u * u)
     np.multiply(e, -0.5, out=e)
     np.exp(e, out=e)
-    return u, e, e * (amplitude / (S2PI * sigma))
+    return u, e, e * (amplitude * inv / S2PI)
 
 
 @_quiet
@@ -68,11 +69,12 @@ def gaussian(x, amplitude, center, sigma):
 
 
 def _gaussian_partials(x, amplitude, center, sigma, u, e, f):
-    t = f / sigma
+    inv = 1.0 / np.asarray(sigma, dtype=float)
+    t = f * inv
     d_center = t * u  # f * u / sigma
     d_sigma = d_center * u
     d_sigma -= t  # f * (u*u - 1) / sigma
-    return _full(x, e / (S2PI * sigma), d_center, d_sigma)
+    return _full(x, e * (inv / S2PI), d_center, d_sigma)
 
 
 @_quiet

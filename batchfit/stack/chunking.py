@@ -5,12 +5,12 @@ limit; :func:`batchfit.pipeline.plan` calls :func:`choose_chunks`.
 
 Rule (when ``input.chunks`` is not given)
 -----------------------------------------
-1. Budget per task: ``min(64 MiB, limit / (8 * threads), (0.75 * limit -
+1. Budget per task: ``min(128 MiB, limit / (8 * threads), (0.75 * limit -
    resident) / threads)`` (:func:`task_budget`, :data:`TARGET_CHUNK_BYTES`,
    :data:`WORKER_FRACTION`, :data:`TARGET_PEAK`). The limit comes from the
    cluster config (local ``memory_limit`` or dask's ``'auto'`` share, job-queue
    ``memory`` per worker process) or, for a running scheduler, from its workers
-   (:func:`batchfit.stack.cluster.worker_budget`); 64 MiB when unknown.
+   (:func:`batchfit.stack.cluster.worker_budget`); the cap when unknown.
    ``resident`` is what a worker keeps between tasks, :data:`WORKER_RESIDENT`
    = 240 MiB: 161 MiB for the started process (numpy, scipy, xarray, zarr,
    dask, distributed imported; :data:`FRESH_WORKER`), ~30 MiB more once tasks
@@ -40,7 +40,11 @@ Rule (when ``input.chunks`` is not given)
    blocks by points it overestimates: ``scripts/bench_submit.py --parts
    measure`` (128 points, tiles of 32^2 to 128^2) gives estimates 2.1-2.9x
    the measured peak of one task.
-3. The largest pixel count within budget becomes a square-ish tile over the
+3. Balance: a task gets at most 1/16 of the job's pixels (:data:`MIN_TASKS`),
+   but never fewer than 1024 pixels for that reason (:data:`MIN_TASK_PIXELS`),
+   so that the workers finish together and a small job is not cut into tasks
+   whose fixed costs outweigh their fits.
+4. The largest pixel count within budget and balance becomes a square-ish tile over the
    pixel dims, aligned to the input's native chunks: a tile at least as big
    as a native chunk is rounded down to a multiple of it; a smaller one to
    the largest divisor of it (77 -> 50 for 100-pixel chunks), unless that
@@ -61,8 +65,15 @@ import xarray as xr
 from batchfit.batch.fit import block_size
 from batchfit.errors import ClusterError, InputError
 
-TARGET_CHUNK_BYTES = 64 * 2**20
+TARGET_CHUNK_BYTES = 128 * 2**20
 """Cap on a task's estimated working set (bytes)."""
+MIN_TASKS = 16
+"""A job is cut into at least this many tasks (so that workers finish together) ..."""
+MIN_TASK_PIXELS = 1024
+"""... unless that leaves a task fewer pixels than this: a task's fixed costs (reading,
+writing some 50 result arrays, its marker) and the engine's per-step overhead over a
+small pool of curves cost about a third of a 256-curve task's fit
+(``scripts/bench_submit_tail.py``)."""
 WORKER_FRACTION = 8
 """A worker's concurrent tasks use at most 1 / WORKER_FRACTION of its memory limit."""
 TARGET_PEAK = 0.75
@@ -208,6 +219,7 @@ def choose_chunks(data: xr.DataArray, fit_dim: str, nvar: int, given: dict | Non
         decode = min(decode, budget // 2)  # a bigger native chunk is unavoidable anyway
         small = math.prod(fixed.get(i, s) for i, s in enumerate(sizes)) > pixels
         pixels = pixel_budget(budget, npts, nvar, decode) if small else pixels
+    pixels = min(pixels, max(MIN_TASK_PIXELS, -(-math.prod(sizes) // MIN_TASKS)))
     for c in fixed.values():
         pixels = max(1, pixels // c)
     free = [i for i in range(len(dims)) if i not in fixed]

@@ -47,7 +47,12 @@ def _sample(da: xr.DataArray, pixel_dims: tuple[str, ...]) -> str:
     picked = da.isel(points) if points else da
     rest = [d for d in picked.dims if d != "_sample"]
     order = (["_sample"] if points else []) + rest
-    return _digest(picked.transpose(*order).values)
+    return _digest(_read(picked.transpose(*order)))
+
+
+def _read(da: xr.DataArray) -> np.ndarray:
+    """The values of ``da``, read in this thread (not as tasks of an active Dask client)."""
+    return da.compute(scheduler="synchronous").values
 
 
 def _describe(da: xr.DataArray) -> dict:
@@ -75,12 +80,12 @@ def input_identity(data: xr.DataArray, pixel_dims: tuple[str, ...],
         for ``sigma`` and ``mask`` when given.
     """
     out = {"data": _describe(data),
-           "coords": {str(k): _digest(v.values) for k, v in sorted(data.coords.items())},
+           "coords": {str(k): _digest(_read(v)) for k, v in sorted(data.coords.items())},
            "sample": _sample(data, pixel_dims)}
     if sigma is not None:
         out["sigma"] = {**_describe(sigma), "sample": _sample(sigma, pixel_dims)}
     if mask is not None:
-        out["mask"] = {**_describe(mask), "values": _digest(mask.values)}
+        out["mask"] = {**_describe(mask), "values": _digest(_read(mask))}
     return out
 
 

@@ -128,5 +128,13 @@ def variable(ds: xr.Dataset, name: str | None, key: str) -> xr.DataArray | None:
 
 
 def load_region(da: xr.DataArray, region: Mapping[str, slice]) -> xr.DataArray:
-    """Load only ``region`` (dim -> slice; dims ``da`` lacks are ignored) into memory."""
-    return da.isel({d: s for d, s in region.items() if d in da.dims}).load()
+    """Load only ``region`` (dim -> slice; dims ``da`` lacks are ignored) into memory.
+
+    The read runs in the calling thread (dask's synchronous scheduler). Inside
+    a Dask worker the default would be the worker's client: the task would
+    send its read to the scheduler as new tasks and leave the worker's thread
+    pool while it waits, so the worker starts the next chunk meanwhile and
+    single-threaded workers end up fitting several chunks at once.
+    """
+    return da.isel({d: s for d, s in region.items() if d in da.dims}).load(
+        scheduler="synchronous")

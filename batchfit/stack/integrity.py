@@ -1,5 +1,9 @@
 """What a done marker vouches for: the chunk files written for one chunk.
 
+The store's ``created`` marker also records every file of the empty layout
+(metadata and coordinates, :func:`tree_record`); :func:`layout_damage` names
+the ones deleted or changed since.
+
 A chunk's done marker lists, for every result variable, the file zarr wrote
 for that chunk (``<var>/c/<i>/<j>...``) with its size and BLAKE2b hash, or
 ``None`` when zarr wrote no file because the chunk holds only fill values
@@ -11,6 +15,7 @@ after its marker was written is found, by name.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -71,3 +76,32 @@ def check_record(store, record: Mapping) -> str | None:
             return f"{name} has {found[0]} bytes, {expected[0]} were written"
         return f"{name} changed (checksum differs)"
     return None
+
+
+def tree_record(root: Path, skip: str) -> dict[str, list | None]:
+    """``{file: [size, hash]}`` of every file under ``root`` outside its folder ``skip``."""
+    root = Path(root)
+    found: dict[str, list | None] = {}
+    for folder, subdirs, files in os.walk(root):
+        if Path(folder) == root and skip in subdirs:
+            subdirs.remove(skip)
+        for name in files:
+            path = Path(folder) / name
+            found[path.relative_to(root).as_posix()] = file_digest(path)
+    return dict(sorted(found.items()))
+
+
+def layout_damage(store, record: Mapping) -> dict[str, str]:
+    """Files of ``record['layout']`` (:func:`tree_record`) missing or changed: ``file -> why``.
+
+    Empty when the record has no layout (a store of an older batchfit).
+    """
+    root = Path(store)
+    damage = {}
+    for name, expected in (record.get("layout") or {}).items():
+        found = file_digest(root / name)
+        if found is None:
+            damage[name] = "missing"
+        elif found != list(expected):
+            damage[name] = "changed"
+    return damage

@@ -41,6 +41,7 @@ from pathlib import Path
 
 from batchfit.errors import StoreError
 from batchfit.stack.identity import difference
+from batchfit.stack.integrity import file_digest, layout_damage, tree_record
 from batchfit.stack.store import (
     MARKER_DIR,
     atomic_write,
@@ -107,7 +108,8 @@ def _mismatch(path, record: Mapping) -> str | None:
     return f"was made from a different input: {diff}" if diff else None
 
 
-def prepare(path, record: Mapping, overwrite: bool, create: Callable[[Path], None]) -> str:
+def prepare(path, record: Mapping, overwrite: bool,
+            create: Callable[[Path, list | None], None]) -> str:
     """Make ``path`` ready for a job (the caller holds the job lock).
 
     Parameters
@@ -115,12 +117,13 @@ def prepare(path, record: Mapping, overwrite: bool, create: Callable[[Path], Non
     path : path-like
         The store location.
     record : mapping
-        ``fingerprint``, ``input`` (identity) and ``variables`` (the result
-        variables, whose chunk files done markers vouch for).
+        ``fingerprint``, ``input`` (identity), ``variables`` (the result
+        variables, whose chunk files done markers vouch for) and ``chunks``.
     overwrite : bool
         Replace a complete batchfit store of another config or input.
     create : callable
-        ``create(folder)`` writes the full, empty store layout into ``folder``.
+        ``create(folder, chunks)`` writes the full, empty store layout into
+        ``folder``, with the pixel chunks ``chunks`` (the record's when None).
 
     Returns
     -------
@@ -130,12 +133,14 @@ def prepare(path, record: Mapping, overwrite: bool, create: Callable[[Path], Non
     Raises
     ------
     StoreError
-        As :func:`decide`; nothing is touched then.
+        As :func:`decide`, or a damaged layout file that cannot be restored
+        (:func:`restore_layout`); nothing is touched then.
     """
     path = Path(path)
     _remove(build_folder(path))  # left by a run killed while building
     action = decide(path, record, overwrite)
     if action == "resume":
+        restore_layout(path, create)
         return action
     if action != "create":
         remove_ours(path)
@@ -148,11 +153,12 @@ def build_folder(path: Path) -> Path:
     return path.parent / f".{path.name}.batchfit-new"
 
 
-def _build(path: Path, record: Mapping, create: Callable[[Path], None]) -> None:
+def _build(path: Path, record: Mapping, create: Callable[[Path, list | None], None]) -> None:
     tmp = build_folder(path)
-    create(tmp)
+    create(tmp, None)
     entries = sorted(os.listdir(tmp)) + [MARKER_DIR]
-    manifest = {**record, "format": FORMAT, "entries": entries}
+    manifest = {**record, "format": FORMAT, "entries": entries,
+                "layout": tree_record(tmp, MARKER_DIR)}
     atomic_write(markers(tmp) / "creating", json.dumps(manifest, sort_keys=True))
     if path.is_dir() and not any(path.iterdir()):
         path.rmdir()
@@ -161,6 +167,41 @@ def _build(path: Path, record: Mapping, create: Callable[[Path], None]) -> None:
     else:
         _move_in(tmp, path, entries[:-1])
     os.replace(markers(path) / "creating", markers(path) / "created")
+
+
+def restore_layout(path: Path, create: Callable[[Path, list | None], None]) -> list[str]:
+    """Put back the layout files (metadata, coordinates) deleted or changed since creation.
+
+    The empty layout is built again beside the store with the store's own
+    chunks; a damaged file is replaced by its rebuilt twin only when that is
+    byte for byte the file recorded at creation, so a restored store is the
+    store that was created. Returns the files restored.
+
+    Raises
+    ------
+    StoreError
+        A damaged file that the rebuild does not reproduce (another version of
+        batchfit, zarr or xarray wrote the store): nothing is changed then.
+    """
+    recorded = read_manifest(markers(path) / "created") or {}
+    damage = layout_damage(path, recorded)
+    if not damage:
+        return []
+    tmp = build_folder(path)
+    try:
+        create(tmp, recorded.get("chunks"))
+        for name, why in damage.items():
+            if file_digest(tmp / name) != list(recorded["layout"][name]):
+                raise StoreError(
+                    f"output {str(path)!r}: {name} is {why} since the store was created and "
+                    "cannot be rebuilt exactly (made by another version of batchfit, zarr "
+                    "or xarray?); use --overwrite to start the store again")
+        for name in damage:
+            (path / name).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp / name, path / name)
+    finally:
+        _remove(tmp)
+    return sorted(damage)
 
 
 def _move_in(tmp: Path, path: Path, entries: list[str]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from pathlib import Path
 from typing import Literal
 
 import zarr
@@ -44,11 +45,45 @@ def open_arrays(path: str | os.PathLike, names: list[str],
 
     A result store has one array per parameter and statistic; opened one by
     one, zarr's per-array overhead cost a small task as much as its fit.
+    Opened arrays are kept per process for the next task of the same store
+    (:func:`store_token`): a store that was replaced (``--overwrite``, an
+    interrupted creation rebuilt) has a new root metadata file and is opened anew.
     """
+    token = store_token(path)
+    have = {n: _OPENED.get((token, mode, n)) if token else None for n in dict.fromkeys(names)}
+    missing = [n for n, a in have.items() if a is None]
+
     async def open_all() -> list[AsyncArray]:
         return list(await asyncio.gather(*(open_async(store=str(path), path=n, mode=mode)
-                                           for n in names)))
-    return sync(open_all())
+                                           for n in missing)))
+    opened = dict(zip(missing, sync(open_all()) if missing else [], strict=True))
+    if token is not None:
+        if len(_OPENED) > MAX_OPENED:
+            _OPENED.clear()
+        _OPENED.update({(token, mode, n): a for n, a in opened.items()})
+    have.update(opened)
+    return [a for a in map(have.__getitem__, names) if a is not None]
+
+
+MAX_OPENED = 4096
+"""Opened arrays a process keeps (:func:`open_arrays`); the cache is emptied beyond it."""
+_OPENED: dict[tuple, AsyncArray] = {}
+
+
+def store_token(path: str | os.PathLike) -> tuple | None:
+    """What identifies one creation of the store at ``path`` (None: no root metadata).
+
+    Its root metadata file's path, inode, times and content (the job's config
+    and template are in its attributes); :func:`open_arrays` caches nothing
+    without it.
+    """
+    root = Path(path).resolve()
+    try:
+        with open(root / "zarr.json", "rb") as f:
+            st, text = os.fstat(f.fileno()), f.read()
+    except OSError:
+        return None
+    return (str(root), st.st_ino, st.st_mtime_ns, st.st_ctime_ns, hash(text))
 
 
 def run_all(coroutines: list) -> None:

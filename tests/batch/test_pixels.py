@@ -7,6 +7,8 @@ curve's settings put on its Parameters.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -112,6 +114,26 @@ def test_template_fixed_parameter_varies_where_asked():
     np.testing.assert_allclose(res.values["bg_slope"], loop.values["bg_slope"],
                                atol=1e-3 * np.nanmax(res.stderr["bg_slope"]))
     np.testing.assert_array_equal(res.nfree, loop.nfree)
+
+
+def test_values_of_a_fixed_parameter_without_vary_warn_that_they_are_unused():
+    """Per-curve values of a fixed parameter apply only with ``_vary``: say so when they differ."""
+    from batchfit.errors import BatchfitWarning
+
+    model, params, x, y, truth = _cube(n=20, seed=3)
+    params["bg_slope"].vary = False
+    held = truth["bg_slope"]
+    with pytest.warns(BatchfitWarning, match=r"values of 'bg_slope', which the template fixes "
+                                             r"at 0.*bg_slope_vary=False"):
+        unused = batchfit.fit_batch(model, params, x, y, init={"bg_slope": held}, sigma=0.1)
+    assert (unused.values["bg_slope"] == 0).all()
+    used = batchfit.fit_batch(model, params, x, y, sigma=0.1,
+                              init={"bg_slope": held, "bg_slope_vary": np.zeros(20, bool)})
+    np.testing.assert_array_equal(used.values["bg_slope"], held)
+    same = {"bg_slope": np.zeros(20), "bg_intercept": np.full(20, np.nan)}  # an earlier result
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        batchfit.fit_batch(model, params, x, y, init=same, sigma=0.1)
 
 
 def test_bad_per_curve_settings_name_the_variable_and_curve():

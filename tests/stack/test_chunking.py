@@ -33,8 +33,8 @@ def cube(shape, chunks=None, dtype="float32"):
 
 
 @pytest.mark.parametrize("limit, threads, expect", [
-    (None, 1, 64 * MiB),                 # unknown: the cap
-    (16 * 2**30, 1, 64 * MiB),           # big workers: still the cap
+    (None, 1, 128 * MiB),                # unknown: the cap
+    (16 * 2**30, 1, 128 * MiB),          # big workers: still the cap
     (384 * MiB, 1, 48 * MiB),            # 1/8 of the limit
     (384 * MiB, 4, 12 * MiB),            # shared by the worker's threads
     (352 * MiB, 1, 24 * MiB),            # 75% of the limit less the worker's 240 MiB
@@ -157,11 +157,11 @@ def test_tiles_divide_or_multiply_native_chunks(limit, native):
 def test_tile_smaller_than_native_chunks_is_a_divisor():
     """The old rule gave 77 x 77 for 100 x 100 input chunks (each read by 4 tasks).
 
-    Budgets: 1168 pixels in 31.25 MiB, 3055 in 64 MiB (128 points, blocks of 2048 curves).
+    Budgets: 1168 pixels in 31.25 MiB, 10040 in 128 MiB (128 points, blocks of 2048 curves).
     """
     data = cube((1000, 1000, 128), (100, 100, 128))
     assert chunking.choose_chunks(data, "e", 5, budget=250 * MiB // 8) == (25, 25)
-    assert chunking.choose_chunks(data, "e", 5) == (50, 50)
+    assert chunking.choose_chunks(data, "e", 5) == (50, 100)
 
 
 def test_multiples_of_small_native_chunks():
@@ -181,6 +181,14 @@ def test_numpy_input_has_no_alignment():
     cy, cx = chunking.choose_chunks(cube((300, 300, 128)), "e", 5,
                                     budget=SHARE_250)
     assert abs(cy - cx) <= 1 and chunking.task_bytes(cy * cx, 128, 5) <= 32 * MiB
+
+
+def test_a_job_is_cut_into_at_least_16_tasks_of_at_least_1024_pixels():
+    """Balance (rule 3): the budget alone would give 2 x 2 tiles of 64 x 64."""
+    assert chunking.choose_chunks(cube((128, 128, 128)), "e", 5) == (32, 32)
+    assert chunking.choose_chunks(cube((64, 64, 128)), "e", 5) == (32, 32)  # 4 x 1024
+    assert chunking.choose_chunks(cube((40, 20, 128)), "e", 5) == (40, 20)  # 800 < 1024: one
+    assert chunking.choose_chunks(cube((1024, 64, 128)), "e", 5, {"x": -1}) == (64, 64)
 
 
 def test_small_cube_is_one_chunk():
@@ -217,8 +225,8 @@ def test_plan_uses_the_configured_worker_limit(tmp_path):
     write_cube(make_cube(256, 256, 128, seed=1), path, {"y": 64, "x": 64})
     roomy = pipeline.plan(make_job(path, tmp_path / "a.zarr", cluster__memory_limit="4GiB"))
     small = pipeline.plan(make_job(path, tmp_path / "b.zarr", cluster__memory_limit="352MiB"))
-    # 64 MiB less data + sigma chunks decoded (2 x 4 MiB) holds 2182 pixels: 32 x 64
-    assert roomy.grid.chunks == (32, 64)
+    # 128 MiB would hold 9167 pixels; a task gets at most 1/16 of the 65536: 64 x 64
+    assert roomy.grid.chunks == (64, 64)
     # 352 MiB: 75% less the worker's 240 MiB leaves 24 MiB; divisors of 64 within it
     assert small.grid.chunks == (16, 32)
     assert chunking.task_bytes(16 * 32, 128, 5, 4 * MiB) <= 24 * MiB

@@ -25,7 +25,7 @@ def _record(fingerprint="f1", sample="abc") -> dict:
 
 
 def _create(fingerprint="f1"):
-    def create(folder):
+    def create(folder, chunks=None):
         ds = xr.Dataset({"status": ("y", np.full(3, 5, np.int8)), "a": ("y", np.zeros(3))},
                         coords={"y": np.arange(3)}, attrs={FINGERPRINT_ATTR: fingerprint})
         ds.to_zarr(str(folder), mode="w", zarr_format=3, consolidated=False)
@@ -137,7 +137,7 @@ def test_store_of_an_older_version(made):
 
 def _plain_create(fingerprint: str):
     """A store-like layout written with plain files (a forked child must not use zarr)."""
-    def create(folder):
+    def create(folder, chunks=None):
         for name, text in (("zarr.json", fingerprint), ("a/zarr.json", "{}"),
                            ("a/c/0", "data"), ("status/zarr.json", "{}")):
             (folder / name).parent.mkdir(parents=True, exist_ok=True)
@@ -186,3 +186,36 @@ def test_kill_at_each_write_of_overwrite_then_same_command_again(tmp_path):
         assert tree_hash(out) == expected, n
         assert sorted(os.listdir(tmp_path / str(n))) == ["res.zarr"], n
     assert tree_hash(out) == expected and n > 10
+
+
+# ------------------------------------------------------------------ the layout
+
+
+@pytest.mark.parametrize("damage", ["a/zarr.json", "zarr.json", "y/c/0"])
+@pytest.mark.parametrize("how", ["delete", "change"])
+def test_a_damaged_layout_file_is_restored_on_resume(made, damage, how):
+    """Metadata and coordinate files are recorded at creation and put back exactly."""
+    before = tree_hash(made)
+    target = made / damage
+    if how == "delete":
+        target.unlink()
+    else:
+        target.write_bytes(target.read_bytes()[:-2] + b"!}")
+    assert prepare(made, _record(), False, _create()) == "resume"
+    assert tree_hash(made) == before
+    assert not build_folder(made).exists()
+
+
+def test_a_layout_file_that_cannot_be_rebuilt_exactly_is_refused(made):
+    (made / "zarr.json").unlink()  # the root's attributes hold the fingerprint
+    with pytest.raises(StoreError, match=r"zarr.json is missing since the store was created "
+                                         r"and cannot be rebuilt exactly.*--overwrite"):
+        prepare(made, _record(), False, _create("another attribute"))
+    assert not (made / "zarr.json").exists() and not build_folder(made).exists()
+
+
+def test_the_created_record_lists_the_layout_files(made):
+    layout = manifest(made)["layout"]
+    assert {"zarr.json", "a/zarr.json", "status/zarr.json", "y/zarr.json"} <= set(layout)
+    assert not any(name.startswith(".batchfit") for name in layout)
+    assert all(size == (made / n).stat().st_size for n, (size, _) in layout.items())

@@ -177,6 +177,30 @@ def test_damaged_chunks_are_named_by_status_and_repaired_by_submit(tmp_path, tin
     assert "damaged:" not in status(out) and "chunks: 4/4 done (complete)" in status(out)
 
 
+def test_damaged_layout_is_named_by_status_and_restored_by_submit(tmp_path, tiny_input,
+                                                                  scheduler, reference):
+    """Metadata and coordinate files: recorded at creation, put back byte for byte."""
+    folder = _job_dir(tmp_path, tiny_input)
+    _run(folder, scheduler)
+    out = folder / "res.zarr"
+    before = tree_hash(out)
+    (out / "chisqr" / "zarr.json").unlink()
+    meta = out / "a" / "zarr.json"
+    meta.write_text(meta.read_text().replace('"float64"', '"float32"'))  # silently wrong
+    (out / "zarr.json").write_text("{")
+    (out / "x" / "c" / "0").unlink()  # a coordinate chunk
+    report = status(out)
+    assert "damaged layout: 4 files changed or missing since the store was created" in report
+    for named in ("chisqr/zarr.json (missing)", "a/zarr.json (changed)",
+                  "zarr.json (changed)", "x/c/0 (missing)"):
+        assert named in report
+    summary = _run(folder, scheduler)
+    assert summary.chunks_computed == 0  # the results were never in doubt
+    assert tree_hash(out) == before
+    assert_same_store(open_results(out).load(), reference)
+    assert "chunks: 4/4 done (complete)" in status(out)
+
+
 # ------------------------------------------------------------------ what a resume must match
 
 
