@@ -39,7 +39,7 @@ def cube(shape, chunks=None, dtype="float32"):
     (384 * MiB, 4, 12 * MiB),            # shared by the worker's threads
     (352 * MiB, 1, 24 * MiB),            # 75% of the limit less the worker's 240 MiB
     (352 * MiB, 2, 12 * MiB),            # shared by the worker's threads
-    (512 * MiB, 1, 64 * MiB),            # the default of scripts/bench_memory.py: the cap
+    (512 * MiB, 1, 64 * MiB),            # the default of scripts/bench_memory.py: 1/8
 ])
 def test_task_budget(limit, threads, expect):
     assert chunking.task_budget(limit, threads) == expect
