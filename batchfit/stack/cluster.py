@@ -37,23 +37,18 @@ scheduler. :func:`worker_budget` turns that into the bytes one task may use
 (:func:`batchfit.stack.chunking.task_budget`); for a running scheduler it also
 measures the workers' resident memory (:func:`resident_memory`).
 
-What a worker keeps between tasks must not grow with the job. Measured with
-``scripts/bench_memory.py`` (RSS sampled every 50 ms), a worker grew by
-~0.22 MiB per second of work, whatever the task size: dask's statistical
-profiler keeps the call trees of the last 1000 seconds
-(``profile_history``), ~220 MiB once full, which is what took workers to
-86-91% of their limit. So batchfit's workers run with :data:`WORKER_MEMORY`:
-the profiler off (the dashboard's profile page stays empty), and spilling and
-pausing off: a task holds its chunk only while it runs and returns a small
-dict, so dask manages nothing it could spill, and a pause would wait for
-memory no pause releases. The chunk rule keeps the peak at or under 75%;
-dask's terminate threshold (95%: restart the worker, retry its task once)
-stays as the safety net. Local workers get this through the nanny's config,
-job-queue workers through ``DASK_...`` variables in the batch script; the
-workers of a running scheduler (``--scheduler``) keep their own config.
-:func:`map_tasks` releases each task as soon as its result is read (a worker
-keeps ~6 KiB for each task a client holds), and each worker process opens
-the input once (:func:`batchfit.stack.inputs.open_cached`).
+What a worker keeps between tasks must not grow with the job. It grew by
+~0.22 MiB per second of work (``scripts/bench_memory.py``): dask's profiler
+keeps 1000 one-second call trees, ~220 MiB once full, which took workers to
+86-91% of their limit. batchfit's workers therefore run with
+:data:`WORKER_MEMORY`: no profiler, no spilling (dask manages no data of
+ours), no pause (it would wait for memory no pause releases); the chunk rule
+keeps the peak at or under 75%, and dask's terminate (95%) stays as the
+safety net. Local workers get it through the nanny's config, job-queue
+workers through ``DASK_...`` variables in the batch script; a running
+scheduler's workers keep their own. :func:`map_tasks` releases each task once
+its result is read, and a worker opens the input once
+(:func:`batchfit.stack.inputs.open_cached`).
 """
 
 from __future__ import annotations
