@@ -14,10 +14,10 @@ A thread of this process samples the resident memory of every worker process
 (the children started by the nannies) every ``interval`` seconds with psutil,
 and reads each one's ``VmHWM`` (the kernel's exact lifetime peak RSS, so a
 spike between two samples is not missed). Printed per worker: the limit, the
-peak (VmHWM and the sampled maximum, MiB and % of the limit), RSS before the
-first task, after the first 5% of the run and at the end (what stays
-resident, what grows), and whether it was restarted (a new worker process:
-dask restarts a worker over 95%). Then the tasks, wall time and fits/s
+peak (VmHWM and the sampled maximum, MiB and % of the limit), RSS at its first
+sample, after 5% of its life and at the end (what stays resident, what
+grows), and whether it was restarted (a new worker process: dask restarts a
+worker over 95%). Then the tasks, wall time and fits/s
 (cluster start-up included) and the verdict: every worker's peak at or
 under 75% of its limit (exit status 1 if not, or if a worker was restarted).
 
@@ -31,6 +31,8 @@ Measured on the 2-core dev machine, shared with other jobs (3 GiB cube at
 - 2 x 400 MiB: peaks 50.2% and 50.7%, RSS 161 -> 187 MiB; 4,800 tasks,
   14,982 fits/s (beside a full test run). Before: not finished in 8 minutes,
   workers paused 130 times at 80%.
+- 2 x 512 MiB, 2 threads each (tasks of 32 MiB): peaks 43.2% and 43.4%, RSS
+  at the end 194-195 MiB; 6,144 tasks, 21,745 fits/s.
 """
 
 from __future__ import annotations
@@ -116,18 +118,18 @@ def at(series: list[tuple[float, int]], t: float) -> float:
     return next((r for s, r in series if s >= t), series[-1][1]) / MiB
 
 
-def report(sampler: Sampler, limit: int, t0: float, t1: float) -> float:
+def report(sampler: Sampler, limit: int) -> float:
     """Print each worker's memory; return the largest peak as a share of the limit."""
     worst = 0.0
-    early = t0 + 0.05 * (t1 - t0)
     for i, (pid, series) in enumerate(sorted(sampler.series.items())):
+        early = series[0][0] + 0.05 * (series[-1][0] - series[0][0])  # of the worker's life
         hwm, sampled = sampler.hwm.get(pid, 0), max(r for _, r in series)
         peak = max(hwm, sampled)
         worst = max(worst, peak / limit)
         print(f"  worker {i} (pid {pid}): limit {limit / MiB:.0f} MiB, peak RSS "
               f"{hwm / MiB:.0f} MiB (VmHWM) = {100 * hwm / limit:.1f}%, sampled max "
               f"{sampled / MiB:.0f} MiB = {100 * sampled / limit:.1f}% ({len(series)} samples); "
-              f"first sample {series[0][1] / MiB:.0f}, at 5% of the run "
+              f"first sample {series[0][1] / MiB:.0f}, at 5% of its life "
               f"{at(series, early):.0f}, at the end {series[-1][1] / MiB:.0f} MiB")
     return worst
 
@@ -171,7 +173,7 @@ def main() -> None:
         print(f"{summary.chunks_computed} tasks, {t1 - t0:.0f} s, {summary.fitted / (t1 - t0):.0f} "
               f"fits/s (cluster start-up included), {summary.n_success} of {summary.pixels} "
               f"converged")
-        worst = report(sampler, limit, t0, t1)
+        worst = report(sampler, limit)
         restarted = len(sampler.series) > a.workers
         print(f"workers restarted: {'YES' if restarted else 'no'}; largest peak {100 * worst:.1f}%"
               f" of the limit: {'<=' if worst <= chunking.TARGET_PEAK else '>'} 75%")
