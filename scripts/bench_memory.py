@@ -24,8 +24,9 @@ under 75% of its limit (exit status 1 if not, or if a worker was restarted).
 Measured on the 2-core dev machine, shared with other jobs (3 GiB cube at
 512 MiB, 2.4 GiB at 400 MiB; 128 points, Gaussian + line with guesses):
 
-- 2 x 512 MiB (default): peaks 45.5% and 45.2%; RSS at 5% of the run
-  205-209 MiB, at the end 197-198 MiB (no growth); 3,072 tasks, 20,954 fits/s.
+- 2 x 512 MiB (default): peaks 41.0% and 40.9%; RSS at 5% of a worker's
+  life 196-197 MiB, at the end 183-184 MiB (no growth); 3,072 tasks of
+  64 x 32 pixels, 218 s, 28,848 fits/s (an earlier run: 45.5%, 20,954 fits/s).
   Before dask's profiler was turned off: 70.1% and 69.8%, RSS growing from
   213-221 to 333-334 MiB (0.22 MiB/s), 11,480 fits/s (a busier machine).
 - 2 x 400 MiB: peaks 50.2% and 50.7%, RSS 161 -> 187 MiB; 4,800 tasks,
