@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-from pathlib import Path
 from typing import Literal
 
 import zarr
 from zarr import AsyncArray
 from zarr.api.asynchronous import open_array as open_async
 from zarr.core.sync import sync
+
+from batchfit.stack.inputs import file_signature
 
 
 def open_group(path: str | os.PathLike, mode: Literal["r", "r+"] = "r") -> zarr.Group:
@@ -47,7 +48,7 @@ def open_arrays(path: str | os.PathLike, names: list[str],
     one, zarr's per-array overhead cost a small task as much as its fit.
     Opened arrays are kept per process for the next task of the same store
     (:func:`store_token`): a store that was replaced (``--overwrite``, an
-    interrupted creation rebuilt) has a new root metadata file and is opened anew.
+    interrupted creation rebuilt) has new metadata files and is opened anew.
     """
     token = store_token(path)
     have = {n: _OPENED.get((token, mode, n)) if token else None for n in dict.fromkeys(names)}
@@ -71,19 +72,15 @@ _OPENED: dict[tuple, AsyncArray] = {}
 
 
 def store_token(path: str | os.PathLike) -> tuple | None:
-    """What identifies one creation of the store at ``path`` (None: no root metadata).
+    """What identifies one creation of the store at ``path`` (None: nothing there).
 
-    Its root metadata file's path, inode, times and content (the job's config
-    and template are in its attributes); :func:`open_arrays` caches nothing
-    without it.
+    Its absolute path and :func:`batchfit.stack.inputs.file_signature` (inode,
+    size and modification time of the folder and its metadata files, the same
+    signature that tells a worker its input was rewritten); :func:`open_arrays`
+    caches nothing without it.
     """
-    root = Path(path).resolve()
-    try:
-        with open(root / "zarr.json", "rb") as f:
-            st, text = os.fstat(f.fileno()), f.read()
-    except OSError:
-        return None
-    return (str(root), st.st_ino, st.st_mtime_ns, st.st_ctime_ns, hash(text))
+    signature = file_signature(path)
+    return (os.path.abspath(path), signature) if signature else None
 
 
 def run_all(coroutines: list) -> None:
