@@ -19,6 +19,8 @@ from collections.abc import Mapping
 import numpy as np
 import xarray as xr
 
+from batchfit.stack.inputs import load_region
+
 N_SAMPLES = 5
 """Curves sampled for the content signature."""
 
@@ -51,8 +53,8 @@ def _sample(da: xr.DataArray, pixel_dims: tuple[str, ...]) -> str:
 
 
 def _read(da: xr.DataArray) -> np.ndarray:
-    """The values of ``da``, read in this thread (not as tasks of an active Dask client)."""
-    return da.compute(scheduler="synchronous").values
+    """The values of ``da``, read in this thread (:func:`batchfit.stack.inputs.load_region`)."""
+    return load_region(da, {}).values
 
 
 def _describe(da: xr.DataArray) -> dict:
