@@ -131,8 +131,9 @@ def check_init(path, data: xr.DataArray, fit_dim: str, params: Mapping) -> None:
         raise ConfigError(f"init: {str(path)!r} holds none of the parameters "
                           f"{', '.join(params)} (nor their _min, _max or _vary); give a store "
                           "of an earlier fit of this model, or of per-pixel settings")
-    theirs = {d: earlier.sizes[d] for d in earlier[names[0]].dims}
-    if theirs != sizes:
+    grids = {n: {d: earlier.sizes[d] for d in earlier[n].dims} for n in sorted(names)}
+    if sizes not in grids.values():  # one variable of another shape is pixel_init's to name
+        theirs = next(iter(grids.values()))
         raise ConfigError(f"init: {str(path)!r} has the pixel grid {theirs}, the input "
                           f"{sizes}; give a store fitted on this input's grid")
 

@@ -56,6 +56,20 @@ def test_bad_per_pixel_bounds_exit_2_and_write_nothing(cube, cube_path, tmp_path
         pipeline.plan(make_job(cube_path, out, init=str(bad)))
 
 
+@pytest.mark.parametrize("wrong", ["p1_center", "p1_sigma_min"])  # sorted before / after
+def test_one_variable_of_another_shape_is_named_whatever_the_order(cube, cube_path, tmp_path,
+                                                                    wrong):
+    """The store is on the input's grid; its one odd variable is named, not the store refused.
+
+    The grid check used to look at the first variable zarr listed, and zarr's
+    listing order varies with the folder (this failed 1 run in 6 before the fix).
+    """
+    bad = _settings_store(tmp_path / "bad.zarr", cube, np.full((12, 10), 2.0),
+                          **{wrong: (("band",), np.zeros(3))})
+    with pytest.raises(Exception, match=rf"init\[{wrong!r}\] has dims \['band'\]"):
+        pipeline.plan(make_job(cube_path, tmp_path / "out.zarr", init=str(bad)))
+
+
 def test_job_passes_cost_and_scale_covar_to_the_workers(cube, cube_path, tmp_path):
     """fit.scale_covar and fit.cost reach fit_chunk: the store equals fit() with them."""
     counts = np.random.default_rng(4).poisson(
