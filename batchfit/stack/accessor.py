@@ -120,6 +120,11 @@ class BatchfitAccessor:
             da = self._recorded_input()
         return self._match(da)
 
+    @property
+    def cost(self) -> str:
+        """The fit's cost, ``'chisqr'`` or ``'poisson'`` (``'chisqr'`` when not recorded)."""
+        return str(self._ds.attrs.get("cost", "chisqr"))
+
     def residual(self, da: xr.DataArray | None = None, model=None,
                  kind: str = "raw") -> xr.DataArray:
         """Residuals with lmfit's sign, data from ``da`` or the recorded input.

@@ -218,6 +218,7 @@ def test_count_residuals_of_a_poisson_fit():
                                c={"value": 1.0, "min": 0.0})
     ds = batchfit.fit(da.chunk({"y": 2}), model, params, "t", cost="poisson").compute()
     assert (ds.status == Status.CONVERGED).all() and (counts == 0).any()
+    assert ds.batchfit.cost == "poisson" and xr.Dataset().batchfit.cost == "chisqr"
     dev = ds.batchfit.residual(da, kind="deviance")
     np.testing.assert_allclose((dev**2).sum("t").values, ds.chisqr.values, rtol=1e-9)
     best = ds.batchfit.best_fit().values
