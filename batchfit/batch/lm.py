@@ -86,7 +86,9 @@ from batchfit.batch.lm_rules import (
     check_linearization,
     check_termination,
     gain_ratio,
+    initial_radius,
     update_damping,
+    update_radius,
 )
 from batchfit.batch.lm_state import (
     LMOutput,
@@ -312,6 +314,7 @@ def _init(opts: _Options, theta0, idx, lo, hi, out: LMOutput) -> LMState:
     out.nfev[state.idx] += used
     a, g = _normal(cols, r[live])
     jac_ok = linearize(state, slice(None), a, g, running=opts.running)
+    state.radius = initial_radius(state.theta, state.d2)
     return _retire(state, out, _point_status(opts, state, slice(None), jac_ok))
 
 
@@ -347,6 +350,7 @@ def _judge(state: LMState, step: Step, ev, cost_t, out: LMOutput) -> TrialReport
     with np.errstate(invalid="ignore"):
         accepted = finite & (ratio >= ACCEPT_RATIO)
     state.mu, state.nu = update_damping(state.mu, state.nu, accepted, ratio)
+    state.radius = update_radius(state.radius, step.step_norm, step.capped, ratio)
     state.nfail[ev] = np.where(finite[ev], 0, state.nfail[ev] + 1)
     acc = np.flatnonzero(accepted)
     state.theta[acc] = step.trial[acc]

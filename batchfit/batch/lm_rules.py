@@ -21,13 +21,16 @@ __all__ = [
     "MU_STALL",
     "MU_START",
     "RUNAWAY",
+    "STEP_BOUND",
     "Tolerances",
     "TrialReport",
     "check_linearization",
     "check_termination",
     "creeping",
     "gain_ratio",
+    "initial_radius",
     "update_damping",
+    "update_radius",
 ]
 
 EPS = float(np.finfo(np.float64).eps)
@@ -56,6 +59,12 @@ GROWTH = 100.0
 CREEP_START = 150
 """Iterations before :func:`creeping` may stop a curve: a slow valley that ends in a
 minimum (MINPACK's tests) is usually done by then."""
+STEP_BOUND = 1.0
+"""Initial trust radius on the scaled step, relative to ``|D theta0|`` (MINPACK's ``factor``,
+whose default 100 lets BoxBOD's first step saturate the model; scipy's ``trf`` uses 1)."""
+RADIUS_SHRINK, RADIUS_GROW = 0.25, 2.0
+"""Trust radius update of a step it bounded: shrink when the gain ratio is under 1/4,
+grow when it is over 3/4 (the classical thresholds, as scipy's ``trf``)."""
 FLAT_RTOL = 1e-16
 """Squared column norm below this fraction of its running maximum counts as zero."""
 GO_ON = -1
@@ -150,6 +159,54 @@ def update_damping(mu: np.ndarray, nu: np.ndarray, accepted: np.ndarray, ratio: 
     mu = np.clip(np.where(accepted, mu * shrink, mu * nu), MU_MIN, MU_MAX)
     nu = np.where(accepted, 2.0, np.minimum(2.0 * nu, NU_MAX))
     return mu, nu
+
+
+def initial_radius(theta: np.ndarray, d2: np.ndarray) -> np.ndarray:
+    """Trust radius at the start: ``STEP_BOUND * |D theta0|``; no bound where that is 0.
+
+    Parameters
+    ----------
+    theta : ndarray, shape (m, k)
+        Starting points.
+    d2 : ndarray, shape (m, k)
+        Squared scales ``D^2`` at the start.
+
+    Returns
+    -------
+    ndarray, shape (m,)
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        size = STEP_BOUND * np.sqrt(np.vecdot(theta * theta, d2))
+    return np.where(size > 0.0, size, np.inf)
+
+
+def update_radius(radius: np.ndarray, step_norm: np.ndarray, capped: np.ndarray,
+                  ratio: np.ndarray) -> np.ndarray:
+    """New trust radius after a step; changed only where the radius bounded the step.
+
+    A bounded step (`capped`, ``step_norm == radius`` unless projected onto
+    the box) whose gain ratio is under 1/4 (or not finite) shrinks the radius
+    to ``RADIUS_SHRINK * step_norm``; one over 3/4 grows it by
+    ``RADIUS_GROW``. A step shorter than the radius was set by the damping
+    ``mu`` alone, which :func:`update_damping` adjusts.
+
+    Parameters
+    ----------
+    radius, step_norm : ndarray, shape (m,)
+    capped : ndarray of bool, shape (m,)
+    ratio : ndarray, shape (m,)
+        Gain ratio (NaN where no trial was evaluated).
+
+    Returns
+    -------
+    ndarray, shape (m,)
+        A new array.
+    """
+    with np.errstate(invalid="ignore"):
+        poor = capped & ~(ratio >= 0.25)
+        good = capped & (ratio > 0.75)
+    radius = np.where(poor, RADIUS_SHRINK * step_norm, radius)
+    return np.where(good, RADIUS_GROW * radius, radius)
 
 
 def check_termination(t: TrialReport, tol: Tolerances) -> np.ndarray:

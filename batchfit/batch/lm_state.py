@@ -48,6 +48,8 @@ class LMState:
         ``max(|theta0|, 1)``, the yardstick of a runaway parameter.
     mark_cost, mark_iter : ndarray, shape (m,)
         Cost and iteration count at the start of the progress window.
+    radius : ndarray, shape (m,)
+        Trust-region bound on the scaled step ``|D p|`` (see :func:`damped_step`).
     """
 
     idx: np.ndarray
@@ -65,6 +67,7 @@ class LMState:
     ref: np.ndarray
     mark_cost: np.ndarray
     mark_iter: np.ndarray
+    radius: np.ndarray
 
     @classmethod
     def start(cls, idx, theta, cost, lo, hi) -> LMState:
@@ -74,7 +77,7 @@ class LMState:
                    cn2=np.empty((m, k)), d2=np.zeros((m, k)), mu=np.full(m, MU_START),
                    nu=np.full(m, 2.0), nfail=np.zeros(m, dtype=np.int32), lo=lo, hi=hi,
                    ref=np.maximum(np.abs(theta), 1.0), mark_cost=cost.copy(),
-                   mark_iter=np.zeros(m, dtype=np.int32))
+                   mark_iter=np.zeros(m, dtype=np.int32), radius=np.full(m, np.inf))
 
     @property
     def size(self) -> int:
@@ -169,16 +172,18 @@ class Step:
     step_norm: np.ndarray  # |D p|
     pred: np.ndarray  # predicted reduction |r|^2 - |r + J p|^2
     ok: np.ndarray  # the damped system was positive definite
+    capped: np.ndarray  # the step was shortened to the trust radius
 
 
 def damped_step(state: LMState) -> Step:
-    """Solve ``(A_F + mu D_F^2) p_F = -g_F`` over the free set; project onto the box.
+    """Solve ``(A_F + mu D_F^2) p_F = -g_F`` over the free set; bound it; project onto the box.
 
     In the scaled variables ``D p`` the system matrix has a unit-free
     diagonal; held parameters get the rows of ``mu * I`` and a zero right-hand
     side, so ``p_j = 0``. One LAPACK solve per curve: the Python cost of a
     step does not grow with the number of parameters, and a curve's numbers
-    never depend on the other curves.
+    never depend on the other curves. A step longer than the trust radius
+    (``|D p| > radius``) is shortened to it along the same direction.
     """
     free = free_mask(state.theta, state.g, state.lo, state.hi)
     dinv = 1.0 / np.sqrt(state.d2)
@@ -191,14 +196,34 @@ def damped_step(state: LMState) -> Step:
     gs = state.g * dinv * free
     ps, ok = solve_stack(scaled, -gs)
     pnorm2 = np.vecdot(ps, ps)
-    pred = state.mu * pnorm2 - np.vecdot(ps, gs)  # = |r|^2 - |r + J p|^2
+    gp = np.vecdot(ps, gs)
+    pred = state.mu * pnorm2 - gp  # = |r|^2 - |r + J p|^2
+    with np.errstate(invalid="ignore"):
+        capped = ok & (pnorm2 > state.radius * state.radius)
+    if capped.any():
+        _shorten(state, ps, pnorm2, gp, pred, capped)
     free_step = state.theta + ps * dinv
     trial = np.clip(free_step, state.lo, state.hi)
     clipped = np.flatnonzero(np.any(trial != free_step, axis=1) & ok)
     step_norm = np.sqrt(pnorm2)
     if clipped.size:
         _projected(state, trial, clipped, step_norm, pred)
-    return Step(trial, step_norm, pred, ok)
+    return Step(trial, step_norm, pred, ok, capped)
+
+
+def _shorten(state: LMState, ps, pnorm2, gp, pred, capped) -> None:
+    """Scale the steps of `capped` rows to the trust radius; their |p|^2 and pred (in place).
+
+    With ``t`` the factor and ``(A + mu I) p = -g`` in scaled variables,
+    ``p^T A p = -g.p - mu |p|^2``, so the predicted reduction of ``t p`` is
+    ``-2 t g.p + t^2 (g.p + mu |p|^2)`` (no further product with ``A``).
+    """
+    rows = np.flatnonzero(capped)
+    t = state.radius[rows] / np.sqrt(pnorm2[rows])
+    ps[rows] *= t[:, None]
+    quad = gp[rows] + state.mu[rows] * pnorm2[rows]
+    pred[rows] = t * (t * quad - 2.0 * gp[rows])
+    pnorm2[rows] = state.radius[rows] ** 2
 
 
 def _projected(state: LMState, trial, rows, step_norm, pred) -> None:
