@@ -20,6 +20,7 @@ __all__ = [
     "MU_MIN",
     "MU_STALL",
     "MU_START",
+    "RADIUS_NEWTON",
     "RUNAWAY",
     "STEP_BOUND",
     "Tolerances",
@@ -65,6 +66,8 @@ whose default 100 lets BoxBOD's first step saturate the model; scipy's ``trf`` u
 RADIUS_SHRINK, RADIUS_GROW = 0.25, 2.0
 """Trust radius update of a step it bounded: shrink when the gain ratio is under 1/4,
 grow when it is over 3/4 (the classical thresholds, as scipy's ``trf``)."""
+RADIUS_NEWTON = 2
+"""Newton steps on ``mu`` that fit a step longer than the trust radius to it."""
 FLAT_RTOL = 1e-16
 """Squared column norm below this fraction of its running maximum counts as zero."""
 GO_ON = -1

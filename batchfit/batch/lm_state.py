@@ -12,7 +12,15 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from batchfit.batch.linalg import solve_stack
-from batchfit.batch.lm_rules import CREEP_START, GROWTH, MU_START, WINDOW, creeping
+from batchfit.batch.lm_rules import (
+    CREEP_START,
+    GROWTH,
+    MU_MAX,
+    MU_START,
+    RADIUS_NEWTON,
+    WINDOW,
+    creeping,
+)
 from batchfit.status import Status
 
 __all__ = ["LMOutput", "LMState", "Step", "damped_step", "free_mask", "linearize",
@@ -195,13 +203,17 @@ def damped_step(state: LMState) -> Step:
     scaled[:, diag, diag] += state.mu[:, None]
     gs = state.g * dinv * free
     ps, ok = solve_stack(scaled, -gs)
+    with np.errstate(invalid="ignore"):
+        capped = ok & (np.vecdot(ps, ps) > state.radius * state.radius)
+    if capped.any():
+        _fit_radius(state, scaled, gs, ps, np.flatnonzero(capped))
     pnorm2 = np.vecdot(ps, ps)
     gp = np.vecdot(ps, gs)
     pred = state.mu * pnorm2 - gp  # = |r|^2 - |r + J p|^2
     with np.errstate(invalid="ignore"):
-        capped = ok & (pnorm2 > state.radius * state.radius)
-    if capped.any():
-        _shorten(state, ps, pnorm2, gp, pred, capped)
+        long = capped & (pnorm2 > state.radius * state.radius)
+    if long.any():
+        _shorten(state, ps, pnorm2, gp, pred, long)
     free_step = state.theta + ps * dinv
     trial = np.clip(free_step, state.lo, state.hi)
     clipped = np.flatnonzero(np.any(trial != free_step, axis=1) & ok)
@@ -211,14 +223,38 @@ def damped_step(state: LMState) -> Step:
     return Step(trial, step_norm, pred, ok, capped)
 
 
-def _shorten(state: LMState, ps, pnorm2, gp, pred, capped) -> None:
+def _fit_radius(state: LMState, scaled, gs, ps, rows) -> None:
+    """Raise ``mu`` of `rows` until ``|p| ~ radius``; new steps in `ps`, ``mu`` in `state`.
+
+    Newton's method on ``1/|p(mu)| = 1/radius`` (Moré 1978, MINPACK
+    ``lmpar``; Nocedal & Wright, Algorithm 4.3): with ``z = (S + mu I)^-1 p``,
+    ``mu += (|p|^2 / p.z) (|p| - radius) / radius``. ``RADIUS_NEWTON`` steps;
+    a row still too long is shortened by the caller.
+    """
+    mat, g, p = scaled[rows], gs[rows], ps[rows]
+    mu, radius = state.mu[rows], state.radius[rows]
+    diag = np.arange(mat.shape[-1])
+    for _ in range(RADIUS_NEWTON):
+        z, ok = solve_stack(mat, p)
+        pp = np.vecdot(p, p)
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            raise_by = pp / np.vecdot(p, z) * (np.sqrt(pp) - radius) / radius
+        raise_by = np.where(ok & (raise_by > 0.0) & np.isfinite(raise_by), raise_by, 0.0)
+        mat[:, diag, diag] += raise_by[:, None]
+        p_new, ok = solve_stack(mat, -g)
+        p = np.where(ok[:, None], p_new, p)
+        mu = mu + np.where(ok, raise_by, 0.0)
+    ps[rows], state.mu[rows] = p, np.minimum(mu, MU_MAX)
+
+
+def _shorten(state: LMState, ps, pnorm2, gp, pred, rows) -> None:
     """Scale the steps of `capped` rows to the trust radius; their |p|^2 and pred (in place).
 
     With ``t`` the factor and ``(A + mu I) p = -g`` in scaled variables,
     ``p^T A p = -g.p - mu |p|^2``, so the predicted reduction of ``t p`` is
     ``-2 t g.p + t^2 (g.p + mu |p|^2)`` (no further product with ``A``).
     """
-    rows = np.flatnonzero(capped)
+    rows = np.flatnonzero(rows)
     t = state.radius[rows] / np.sqrt(pnorm2[rows])
     ps[rows] *= t[:, None]
     quad = gp[rows] + state.mu[rows] * pnorm2[rows]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.optimize import least_squares
 
-from batchfit.batch import lm_rules
+from batchfit.batch import lm_rules, lm_state
 from batchfit.batch.lm import solve
 from batchfit.batch.lm_rules import (
     RADIUS_GROW,
@@ -102,18 +102,51 @@ def random_state(m=6, k=3, seed=0):
     return state, a, g
 
 
-def test_a_step_beyond_the_radius_is_shortened_along_its_direction():
+def lm_step(state, rows):
+    """``p`` from ``(A + mu D^2) p = -g`` with numpy, one row at a time (all free)."""
+    out = []
+    for i in rows:
+        mat = state.a[i] + state.mu[i] * np.diag(state.d2[i])
+        out.append(np.linalg.solve(mat, -state.g[i]))
+    return np.array(out)
+
+
+def test_a_step_beyond_the_radius_gets_more_damping():
+    """MINPACK's ``lmpar``: a step longer than the radius is recomputed with a larger
+    ``mu`` (kept in the state), which makes it fit the radius."""
     state, a, g = random_state()
+    mu0 = state.mu.copy()
     free = damped_step(state)
     assert not free.capped.any()
-    state.radius = np.where(np.arange(state.size) % 2 == 0, 0.1 * free.step_norm, np.inf)
-    short = damped_step(state)
+    np.testing.assert_allclose(free.trial - state.theta, lm_step(state, range(state.size)),
+                               rtol=1e-8, atol=1e-12)
     even = np.arange(state.size) % 2 == 0
-    np.testing.assert_array_equal(short.capped, even)
-    np.testing.assert_allclose(short.step_norm[even], state.radius[even], rtol=1e-12)
-    p_free, p_short = free.trial - state.theta, short.trial - state.theta
-    np.testing.assert_allclose(p_short[even], 0.1 * p_free[even], rtol=1e-9)
-    np.testing.assert_array_equal(short.trial[~even], free.trial[~even])
-    # predicted reduction of the shortened step, straight from its definition
-    pred = -2.0 * np.vecdot(g, p_short) - np.vecdot(p_short, np.vecdot(a, p_short[:, None, :]))
+    state.radius = np.where(even, 0.1 * free.step_norm, np.inf)
+    bounded = damped_step(state)
+    np.testing.assert_array_equal(bounded.capped, even)
+    np.testing.assert_array_equal(bounded.trial[~even], free.trial[~even])
+    np.testing.assert_array_equal(state.mu[~even], mu0[~even])
+    assert (state.mu[even] > 10 * mu0[even]).all()
+    assert (bounded.step_norm[even] <= state.radius[even] * (1 + 1e-12)).all()
+    assert (bounded.step_norm[even] >= 0.5 * state.radius[even]).all()
+    p = bounded.trial - state.theta
+    lm = lm_step(state, np.flatnonzero(even))  # the LM step at the new mu, shortened
+    cos = np.vecdot(p[even], lm) / np.sqrt(np.vecdot(lm, lm) * np.vecdot(p[even], p[even]))
+    np.testing.assert_allclose(cos, 1.0, rtol=1e-9)
+    # predicted reduction, straight from its definition
+    pred = -2.0 * np.vecdot(g, p) - np.vecdot(p, np.vecdot(a, p[:, None, :]))
+    np.testing.assert_allclose(bounded.pred, pred, rtol=1e-9)
+
+
+def test_shortened_step_keeps_its_direction_and_prediction(monkeypatch):
+    """With no Newton step on ``mu`` the bounded step is the LM step scaled to the radius."""
+    state, a, g = random_state(seed=1)
+    free = damped_step(state)
+    state.radius = 0.1 * free.step_norm
+    monkeypatch.setattr(lm_state, "RADIUS_NEWTON", 0)
+    short = damped_step(state)
+    np.testing.assert_allclose(short.step_norm, state.radius, rtol=1e-12)
+    p = short.trial - state.theta
+    np.testing.assert_allclose(p, 0.1 * (free.trial - state.theta), rtol=1e-9)
+    pred = -2.0 * np.vecdot(g, p) - np.vecdot(p, np.vecdot(a, p[:, None, :]))
     np.testing.assert_allclose(short.pred, pred, rtol=1e-9)
