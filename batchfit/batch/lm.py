@@ -23,15 +23,9 @@ squared column norms of ``J``, MINPACK's ``diag`` / scipy's ``x_scale='jac'``):
 4. Damping update (Nielsen; Madsen, Nielsen & Tingleff 2004, eq. 2.21):
    accepted ``mu *= max(1/3, 1 - (2 rho - 1)^3)``, ``nu = 2``; rejected
    ``mu *= nu``, ``nu *= 2``.
-4a. Trust radius (Moré 1978; MINPACK's ``factor`` = 1 as scipy's ``trf``):
-   ``|D p| <= Delta`` with ``Delta = |D theta0|`` at the start. A longer step
-   is recomputed with a larger ``mu`` (two Newton steps on ``1/|D p(mu)| =
-   1/Delta``, MINPACK's ``lmpar``; the new ``mu`` is kept) and shortened to
-   ``Delta`` if still longer. Only a step that the radius bounded updates it:
-   ``rho < 1/4`` gives ``Delta = |D p| / 4``, ``rho > 3/4`` doubles it. Without
-   it a near Gauss-Newton first step can throw a rate onto a plateau where the
-   model saturates and its column vanishes, so that the gradient test reports
-   a wrong minimum CONVERGED (NIST's BoxBOD from start 1).
+4a. Trust radius ``|D p| <= Delta``, ``Delta = |D theta0|`` at the start (MINPACK's
+   ``lmpar`` with ``factor`` 1, as scipy's ``trf``; see ``damped_step``), so that no
+   first step throws a rate onto a plateau where the model saturates (NIST's BoxBOD).
 5. Stopping tests (MINPACK ``lmder``, Moré 1978): ``ftol`` (``|actred| <=
    ftol`` and ``prered <= ftol`` and ``rho <= 2``), ``xtol`` (``|D p| <= xtol
    |D theta|``), ``gtol`` (``max_j |g_j| / (|J_j| sqrt(C)) <= gtol`` over the
@@ -59,10 +53,9 @@ is the current ``diag(A)`` (Marquardt, as Gpufit's MLE): Fisher weights ``1/f``
 span decades along a path, and a running maximum taken where ``f`` was near 0
 would damp that parameter for good (issue 11's creeping tail curve).
 
-The tail. Up to ``block_size`` curves iterate together in one pool; when half
-of them have stopped the pool is refilled with curves not yet started, so a
-chunk's slow curves share each step's fixed cost instead of each block paying
-for its own stragglers.
+The tail. Up to ``block_size`` curves iterate together in one pool; when half of them
+have stopped the pool is refilled with curves not yet started, so a chunk's slow curves
+share each step's fixed cost instead of each block paying for its own stragglers.
 
 References: J. J. Moré, "The Levenberg-Marquardt algorithm: implementation
 and theory", Lecture Notes in Mathematics 630 (1978), and MINPACK's
@@ -359,7 +352,7 @@ def _judge(state: LMState, step: Step, ev, cost_t, out: LMOutput) -> TrialReport
     with np.errstate(invalid="ignore"):
         accepted = finite & (ratio >= ACCEPT_RATIO)
     state.mu, state.nu = update_damping(state.mu, state.nu, accepted, ratio)
-    if step.capped.any():  # else nothing to update: skip the calls on easy pools
+    if step.capped.any():  # the radius bounded some step (rarely on easy pools)
         state.radius = update_radius(state.radius, step.step_norm, step.capped, ratio)
     state.nfail[ev] = np.where(finite[ev], 0, state.nfail[ev] + 1)
     acc = np.flatnonzero(accepted)
