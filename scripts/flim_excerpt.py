@@ -29,7 +29,7 @@ SOURCE = "seminal_receptacle_FLIM_single_image.sdt"
 ROWS, COLS = slice(161, 225), slice(84, 148)
 
 
-def _source_file() -> Path:
+def source_file() -> Path:
     spec = importlib.util.find_spec("napari_flim_phasor_plotter")  # found, not imported
     if spec is None or not spec.submodule_search_locations:
         sys.exit("needs: pip install --no-deps napari-flim-phasor-plotter==0.2.3")
@@ -40,7 +40,7 @@ def source_image() -> tuple[np.ndarray, np.ndarray]:
     """The whole image's counts (512, 512, 256) and bin start times (ns) from the SDT file."""
     from sdtfile import SdtFile  # pip install sdtfile
 
-    sdt = SdtFile(_source_file())
+    sdt = SdtFile(source_file())
     return sdt.data[0], sdt.times[0] * 1e9
 
 

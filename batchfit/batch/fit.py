@@ -88,7 +88,7 @@ def fit_batch(model, params, x, y, sigma=None, mask=None, init=None, guess=False
     pixels.warn_unused_values(params, per)
     layout = Layout(pixels.template(params, per), symtable)
     _check_model(model, layout)
-    _check_cost(cost, sigma)
+    check_options(cost, sigma, scale_covar)
     x, y, w = _prepare_data(x, y, sigma)
     n = y.shape[0]
     starts = pixels.starting_values(params, layout.var_names, n,
@@ -105,7 +105,11 @@ def fit_batch(model, params, x, y, sigma=None, mask=None, init=None, guess=False
     return result
 
 
-def _check_cost(cost, sigma):
+def check_options(cost, sigma, scale_covar=True) -> None:
+    """Raise an InputError for a ``cost`` / ``sigma`` / ``scale_covar`` that cannot be taken."""
+    if not isinstance(scale_covar, (bool, np.bool_)):
+        raise InputError(f"scale_covar={scale_covar!r}: use True (stderr scaled by redchi) or "
+                         "False (sigma is absolute)")
     if cost not in COSTS:
         raise InputError(f"cost={cost!r} is not one of {', '.join(map(repr, COSTS))}")
     if cost == "poisson" and sigma is not None:

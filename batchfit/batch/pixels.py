@@ -11,9 +11,11 @@
 * ``<name>_vary``: whether it varies in each curve (bool, or 0/1; NaN keeps
   the template's ``vary``).
 
-Keys that are not of these forms are ignored, so an earlier result (with its
-``_stderr``, ``chisqr``, ... variables) works as ``init``. An exact parameter
-name always means a value (a parameter named ``a_min`` is a value key).
+Other keys are ignored, so an earlier result (with its ``_stderr``,
+``chisqr``, ... variables) works as ``init``; but a ``_min``, ``_max`` or
+``_vary`` key of a name that is not a parameter is an error (a misspelt
+bound must not be dropped silently). An exact parameter name always means a
+value (a parameter named ``a_min`` is a value key).
 
 The batch engine fits one set of columns for all curves: every parameter
 the template varies, or that has ``<name>_vary`` per curve, is a column (the
@@ -24,12 +26,14 @@ a curve where a column is fixed pins it by its bounds
 (``min == max == value``), which is what the core does with ``min == max``.
 Its stderr there is 0 (fixed), and it counts in neither ``nvarys`` nor the
 covariance. Settings are validated like the template: a curve where
-``min > max`` or a tied parameter given ``_vary`` is an error that names the
+``min > max``, ``min = inf`` or ``max = -inf``, a ``_vary`` other than
+0/1/NaN, or a tied parameter given ``_vary`` is an error that names the
 variable and the first bad curve.
 """
 
 from __future__ import annotations
 
+import difflib
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -48,13 +52,17 @@ def split(params: Parameters, init: Mapping | None) -> dict[str, dict[str, objec
     Raises
     ------
     ParameterError
-        ``_vary`` given for a tied parameter, or ``_min``/``_max`` for one.
+        ``_vary`` given for a tied parameter, or ``_min``/``_max`` for one;
+        a ``_min``/``_max``/``_vary`` key of a name that is not a parameter.
     """
     out: dict[str, dict[str, object]] = {}
     source: Mapping = init or {}
     for key in source:
         name, kind = parse_key(params, str(key))
         if name is None:
+            problem = unknown_setting(params, str(key))
+            if problem:
+                raise ParameterError(f"init: {problem}")
             continue
         if params[name].expr is not None and kind != "value":
             raise ParameterError(
@@ -72,6 +80,40 @@ def parse_key(params: Mapping, key: str) -> tuple[str | None, str]:
     if suffix in SUFFIXES and base in params:
         return base, suffix
     return None, ""
+
+
+def unknown_setting(params: Mapping, key: str) -> str | None:
+    """What is wrong with ``key`` if it sets a bound or vary flag of no parameter, else None."""
+    base, _, suffix = key.rpartition("_")
+    if key in params or suffix not in SUFFIXES or not base or base in params:
+        return None
+    near = difflib.get_close_matches(base, [str(p) for p in params], n=1)
+    hint = f"did you mean {near[0] + '_' + suffix!r}?" if near else "check the spelling"
+    return (f"{key!r} sets the {suffix} of {base!r}, which is not a parameter of the model "
+            f"({', '.join(map(str, params))}); {hint}")
+
+
+def invalid_entries(kind: str, arr: np.ndarray) -> tuple[np.ndarray, str]:
+    """Curves where a per-curve ``kind`` setting cannot hold, and why (NaN is allowed).
+
+    ``min = inf`` and ``max = -inf`` leave no value; ``vary`` must be 0 or 1.
+    """
+    if kind == "min":
+        return arr == np.inf, "a minimum of +inf leaves no value (use -inf or NaN for none)"
+    if kind == "max":
+        return arr == -np.inf, "a maximum of -inf leaves no value (use inf or NaN for none)"
+    if kind == "vary":
+        return ~np.isnan(arr) & (arr != 0.0) & (arr != 1.0), "a vary flag must be 0/1 or bool"
+    return np.zeros(arr.shape, bool), ""
+
+
+def numbers(value, what: str) -> np.ndarray:
+    """``value`` as a float array, or an InputError naming ``what``."""
+    try:
+        return np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise InputError(f"init[{what!r}] must hold numbers (or bools for _vary), got "
+                         f"{np.asarray(value).dtype}") from None
 
 
 def key(name: str, kind: str) -> str:
@@ -143,10 +185,10 @@ def settings(params: Parameters, var_names, per, starts: np.ndarray) -> CurveSet
     pinned = np.zeros((n, k), bool)
     for j, name in enumerate(var_names):
         par, kinds = params[name], per.get(name, {})
-        lo = _per_curve(kinds.get("min"), par.lo, n, f"{name}_min")
-        hi = _per_curve(kinds.get("max"), par.hi, n, f"{name}_max")
+        lo = _per_curve(kinds.get("min"), par.lo, n, name, "min")
+        hi = _per_curve(kinds.get("max"), par.hi, n, name, "max")
         _check_order(name, lo, hi)
-        vary = _per_curve(kinds.get("vary"), float(par.vary), n, f"{name}_vary") != 0.0
+        vary = _per_curve(kinds.get("vary"), float(par.vary), n, name, "vary") != 0.0
         starts[:, j] = np.clip(starts[:, j], lo, hi)
         pinned[:, j] = ~vary | (lo == hi)
         lower[:, j] = np.where(pinned[:, j], starts[:, j], lo)
@@ -154,14 +196,20 @@ def settings(params: Parameters, var_names, per, starts: np.ndarray) -> CurveSet
     return CurveSettings(lower, upper, pinned, k - pinned.sum(axis=1))
 
 
-def _per_curve(value, default: float, n: int, what: str) -> np.ndarray:
+def _per_curve(value, default: float, n: int, name: str, kind: str = "value") -> np.ndarray:
+    what = key(name, kind)
     if value is None:
         return np.full(n, default)
-    arr = np.asarray(value, dtype=float)
+    arr = numbers(value, what)
     if arr.ndim > 1 or (arr.ndim == 1 and arr.shape != (n,)):
         raise InputError(f"init[{what!r}] has shape {arr.shape}; expected one value per "
                          f"curve, shape ({n},)")
     arr = np.broadcast_to(arr, (n,))
+    bad, why = invalid_entries(kind, arr)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ParameterError(f"init[{what!r}] is {float(arr[i])!r} in {int(bad.sum())} "
+                             f"curve(s), the first is curve {i}: {why}")
     return np.where(np.isnan(arr), default, arr)
 
 
@@ -171,8 +219,8 @@ def _check_order(name: str, lo: np.ndarray, hi: np.ndarray) -> None:
         i = int(bad[0])
         raise ParameterError(
             f"init: {name}_min > {name}_max in {bad.size} curve(s), the first is curve {i} "
-            f"(min={lo[i]!r}, max={hi[i]!r}); use min <= max, or {name}_vary=False to "
-            "hold it fixed")
+            f"(min={float(lo[i])!r}, max={float(hi[i])!r}); use min <= max, or "
+            f"{name}_vary=False to hold it fixed")
 
 
 def starting_values(params: Parameters, var_names, n: int, guessed, per) -> np.ndarray:

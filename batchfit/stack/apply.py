@@ -16,6 +16,7 @@ import numpy as np
 import xarray as xr
 
 from batchfit.batch import fit_batch, pixels
+from batchfit.batch.fit import check_options
 from batchfit.errors import InputError
 from batchfit.stack.layout import ResultLayout, fit_coordinate, input_names
 from batchfit.stack.pixel_init import pixel_init
@@ -109,6 +110,7 @@ def fit(
     if isinstance(da, xr.Dataset):
         da, sigma, mask = _from_dataset(da, var, sigma, mask)
     _check_dim(da, dim)
+    check_options(cost, sigma, scale_covar)
     init = pixel_init(params, init, da, dim) if init is not None else None
     template = pixels.template(params, pixels.split(params, init))
     layout = ResultLayout.from_params(template, covar, model)

@@ -34,7 +34,8 @@ def pixel_init(params: Parameters, init: Mapping | None, da: xr.DataArray,
         A variable that is not a DataArray, has the fit dim, a dim the data
         lacks, or another size along a dim.
     ParameterError
-        ``min > max`` at some pixel (naming it by its coordinates), or
+        ``min > max``, ``min = inf``, ``max = -inf`` or a vary flag other
+        than 0/1 at some pixel (naming the first by its coordinates), or
         bounds or vary given for a tied parameter.
     """
     if init is None:
@@ -45,6 +46,7 @@ def pixel_init(params: Parameters, init: Mapping | None, da: xr.DataArray,
         for kind, arr in kinds.items():
             key = pixels.key(name, kind)
             out[key] = _checked(arr, da, dim, key)
+            _check_entries(kind, out[key], key, da)
         _check_order(params[name], name, out, da)
     return out
 
@@ -62,7 +64,28 @@ def _checked(arr, da: xr.DataArray, dim: str, key: str) -> xr.DataArray:
         if arr.sizes[d] != da.sizes[d]:
             raise InputError(f"init[{key!r}] has {arr.sizes[d]} entries along {d!r}, the "
                              f"data {da.sizes[d]}")
+    if arr.dtype.kind not in "biuf":
+        raise InputError(f"init[{key!r}] must hold numbers (or bools for _vary), got "
+                         f"{arr.dtype}")
     return arr
+
+
+def _check_entries(kind: str, arr: xr.DataArray, key: str, da: xr.DataArray) -> None:
+    if kind == "value":
+        return
+    values = np.asarray(arr.values, dtype=float)
+    bad, why = pixels.invalid_entries(kind, values)
+    if bad.any():
+        first = np.unravel_index(int(np.argmax(bad.ravel())), bad.shape)
+        raise ParameterError(f"init[{key!r}] is {float(values[first])!r} at {int(bad.sum())} "
+                             f"pixel(s), the first at {_where(arr, first, da)}: {why}")
+
+
+def _where(arr: xr.DataArray, index: tuple, da: xr.DataArray) -> str:
+    """``dim=coordinate, ...`` of the pixel at ``index`` of ``arr``."""
+    where = {d: da[d].values[i].item() if d in da.coords else int(i)
+             for d, i in zip(arr.dims, index, strict=True)}
+    return ", ".join(f"{d}={v!r}" for d, v in where.items())
 
 
 def _check_order(par, name: str, out: Mapping[str, xr.DataArray], da: xr.DataArray) -> None:
@@ -76,9 +99,7 @@ def _check_order(par, name: str, out: Mapping[str, xr.DataArray], da: xr.DataArr
     if not bool(bad.any()):
         return
     first = np.unravel_index(int(np.argmax(bad.values.ravel())), bad.shape)
-    where = {d: da[d].values[i].item() if d in da.coords else int(i)
-             for d, i in zip(bad.dims, first, strict=True)}
-    at = ", ".join(f"{d}={v!r}" for d, v in where.items())
+    at = _where(bad, first, da)
     lo_v, hi_v = float(lo.broadcast_like(bad).values[first]), float(
         hi.broadcast_like(bad).values[first])
     raise ParameterError(

@@ -23,7 +23,7 @@ import numpy as np
 import xarray as xr
 
 from batchfit.batch.layout import Layout
-from batchfit.batch.pixels import parse_key
+from batchfit.batch.pixels import parse_key, unknown_setting
 from batchfit.errors import ConfigError, ExpressionError, InputError, ModelError
 
 SAMPLE_ROWS = 4
@@ -125,6 +125,10 @@ def check_init(path, data: xr.DataArray, fit_dim: str, params: Mapping) -> None:
         raise ConfigError(f"init: cannot open {str(path)!r} as a result store "
                           f"({type(exc).__name__}: {exc})") from None
     sizes = {d: data.sizes[d] for d in data.dims if d != fit_dim}
+    for k in earlier.data_vars:
+        problem = unknown_setting(params, str(k))
+        if problem:
+            raise ConfigError(f"init: {str(path)!r}: the variable {problem}")
     # values <name> or per-pixel settings <name>_min/_max/_vary (batchfit.batch.pixels)
     names = [str(k) for k in earlier.data_vars if parse_key(params, str(k))[0] is not None]
     if not names:

@@ -28,3 +28,14 @@ def test_a_positive_max_nfev_is_honoured():
     res = fit_batch(model, model.make_params(center=1.5, sigma=2.0), x, y, max_nfev=np.int64(3))
     np.testing.assert_array_equal(res.nfev, 3)  # converging takes 18 from this start
     np.testing.assert_array_equal(res.status, Status.MAX_NFEV)
+
+
+@pytest.mark.parametrize("scale_covar", ["no", 0, None])
+def test_scale_covar_must_be_a_bool(scale_covar):
+    """A string such as 'no' is truthy: taking it would silently scale the stderr."""
+    model = gaussian()
+    x = np.linspace(-3, 3, 20)
+    y = model(x, amplitude=2.0, center=0.1, sigma=0.8)[None, :].repeat(3, axis=0)
+    with pytest.raises(InputError, match=rf"scale_covar={scale_covar!r}: use True .* or False"):
+        fit_batch(model, model.make_params(), x, y, scale_covar=scale_covar)
+    fit_batch(model, model.make_params(), x, y, scale_covar=np.bool_(False))

@@ -153,6 +153,40 @@ def test_bad_per_curve_settings_name_the_variable_and_curve():
         batchfit.fit_batch(model, params, x, y, init={"bg_slope_vary": np.ones(6, bool)})
 
 
+@pytest.mark.parametrize("init, error, message", [
+    ({"p1_centre_min": np.zeros(6)}, ParameterError,
+     r"'p1_centre_min' sets the min of 'p1_centre', which is not a parameter .* "
+     r"did you mean 'p1_center_min'\?"),
+    ({"p1_center_min": np.where(np.arange(6) == 4, np.inf, 0.0)}, ParameterError,
+     r"init\['p1_center_min'\] is inf in 1 curve\(s\), the first is curve 4: a minimum of "
+     r"\+inf leaves no value"),
+    ({"p1_center_max": np.full(6, -np.inf)}, ParameterError,
+     r"init\['p1_center_max'\] is -inf in 6 curve\(s\), the first is curve 0"),
+    ({"bg_slope_vary": np.array([0, 1, 2, 1, 0, 1])}, ParameterError,
+     r"init\['bg_slope_vary'\] is 2.0 in 1 curve\(s\), the first is curve 2: a vary flag "
+     r"must be 0/1"),
+    ({"p1_center_min": np.array(["low"] * 6)}, InputError,
+     r"init\['p1_center_min'\] must hold numbers"),
+])
+def test_misspelt_or_impossible_settings_are_errors_not_ignored(init, error, message):
+    model, params, x, y, _ = _cube(n=6)
+    with pytest.raises(error, match=message):
+        batchfit.fit_batch(model, params, x, y, init=init)
+
+
+def test_nan_and_open_bounds_keep_the_template_and_other_keys_are_ignored():
+    """NaN keeps the template's setting, -inf/inf mean no bound, and names that are
+    not settings (an earlier result's ``_stderr``, ``chisqr``) are ignored."""
+    model, params, x, y, _ = _cube(n=6)
+    plain = batchfit.fit_batch(model, params, x, y)
+    same = batchfit.fit_batch(model, params, x, y, init={
+        "p1_center_min": np.full(6, -np.inf), "p1_center_max": np.full(6, np.nan),
+        "bg_slope_vary": np.full(6, np.nan), "p1_center_stderr": np.ones(6),
+        "chisqr": np.ones(6)})
+    for name in plain.values:
+        np.testing.assert_array_equal(same.values[name], plain.values[name])
+
+
 def test_fit_takes_a_dataset_of_settings_over_pixel_dims():
     model, params, x, y, truth = _cube(n=24, seed=3)
     da = xr.DataArray(y.reshape(4, 6, -1), dims=("row", "col", "e"),

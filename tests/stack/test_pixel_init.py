@@ -56,6 +56,26 @@ def test_bad_per_pixel_bounds_exit_2_and_write_nothing(cube, cube_path, tmp_path
         pipeline.plan(make_job(cube_path, out, init=str(bad)))
 
 
+@pytest.mark.parametrize("extra, message", [
+    ({"p1_sigmaa_vary": (("y", "x"), "ones")},
+     "the variable 'p1_sigmaa_vary' sets the vary of 'p1_sigmaa', which is not a parameter"),
+    ({"p1_center_min": (("y", "x"), "inf_at_2_3")},
+     "init['p1_center_min'] is inf at 1 pixel(s), the first at y=2, x=1.5: a minimum of +inf"),
+])
+def test_misspelt_or_impossible_store_settings_exit_2(cube, cube_path, tmp_path, capsys,
+                                                        extra, message):
+    shape = (cube.sizes["y"], cube.sizes["x"])
+    arrays = {"ones": np.ones(shape), "inf_at_2_3": np.zeros(shape)}
+    arrays["inf_at_2_3"][2, 3] = np.inf
+    extra = {k: (dims, arrays[name]) for k, (dims, name) in extra.items()}
+    init = _settings_store(tmp_path / "init.zarr", cube, np.full(shape, 2.0), **extra)
+    out = tmp_path / "out.zarr"
+    path = write_job(tmp_path / "job.yaml", cube_path, out, init=str(init))
+    assert cli_main(["submit", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and not out.exists()
+
+
 @pytest.mark.parametrize("wrong", ["p1_center", "p1_sigma_min"])  # sorted before / after
 def test_one_variable_of_another_shape_is_named_whatever_the_order(cube, cube_path, tmp_path,
                                                                     wrong):
