@@ -33,8 +33,8 @@ squared column norms of ``J``, MINPACK's ``diag`` / scipy's ``x_scale='jac'``):
    give MAX_NFEV; ten non-finite trials in a row or a non-finite Jacobian give
    MODEL_ERROR; STALLED (issue 9) when a step is rejected under maximal
    damping with the cost unchanged, a parameter runs away (non-finite, beyond
-   ``1e10 max(|theta0|, 1)``, or, after 150 iterations, beyond ``100
-   max(|theta0|, 1)`` while 25 cut the cost by under 5%), or every column of ``J`` fell to
+   ``1e10 max(|theta0|, 1)``, or, after 150 iterations, beyond ``100 max(|theta0|,
+   1)`` or below ``1e-10 |theta0|`` while 25 cut the cost by under 5%), or every column fell to
    ``1e-8`` of its largest norm (a flat model). The rules are the pure
    functions of :mod:`batchfit.batch.lm_rules`.
 

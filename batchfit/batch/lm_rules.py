@@ -57,6 +57,9 @@ MIN_PROGRESS = 0.05
 """Fraction of the cost a window must remove while the parameters run off."""
 GROWTH = 100.0
 """Growth of a parameter over ``max(|theta0|, 1)`` that, with a flat cost, is running off."""
+COLLAPSE = 1e-10
+"""Fall of a parameter below ``|theta0|`` (off its bounds) that, with a flat cost, is
+running off towards 0: the mirror of ``RUNAWAY``'s growth, in a valley without end."""
 CREEP_START = 150
 """Iterations before :func:`creeping` may stop a curve: a slow valley that ends in a
 minimum (MINPACK's tests) is usually done by then."""
@@ -255,10 +258,11 @@ def creeping(cost: np.ndarray, mark_cost: np.ndarray, grown: np.ndarray) -> np.n
 
     True when, over the last ``WINDOW`` iterations, the cost fell by less
     than ``MIN_PROGRESS`` of its value at the window's start (``mark_cost``)
-    while some parameter has grown beyond ``GROWTH * max(|theta0|, 1)``
-    (`grown`). Such a curve (a Gaussian turning into a parabola with ever
-    larger parameters that cancel, say) would otherwise creep to
-    ``max_nfev``; a curve converging slowly near its start's scale goes on.
+    while some parameter has grown beyond ``GROWTH * max(|theta0|, 1)`` or
+    fallen below ``COLLAPSE * |theta0|`` (`grown`). Such a curve (a Gaussian
+    turning into a parabola with ever larger parameters that cancel, say, or
+    MGH10's ``b1 exp(b2 / (x + b3))`` with ``b1 -> 1e-47``) would otherwise creep
+    to ``max_nfev``; a curve converging slowly near its start's scale goes on.
 
     Parameters
     ----------

@@ -13,6 +13,7 @@ import numpy as np
 
 from batchfit.batch.linalg import solve_stack
 from batchfit.batch.lm_rules import (
+    COLLAPSE,
     CREEP_START,
     GROWTH,
     MU_MAX,
@@ -54,6 +55,8 @@ class LMState:
         Bounds (``-inf``/``inf`` when absent).
     ref : ndarray, shape (m, k)
         ``max(|theta0|, 1)``, the yardstick of a runaway parameter.
+    size0 : ndarray, shape (m, k)
+        ``|theta0|``, the yardstick of a collapsed one.
     mark_cost, mark_iter : ndarray, shape (m,)
         Cost and iteration count at the start of the progress window.
     radius : ndarray, shape (m,)
@@ -73,6 +76,7 @@ class LMState:
     lo: np.ndarray
     hi: np.ndarray
     ref: np.ndarray
+    size0: np.ndarray
     mark_cost: np.ndarray
     mark_iter: np.ndarray
     radius: np.ndarray
@@ -84,7 +88,7 @@ class LMState:
         return cls(idx=idx, theta=theta, cost=cost, a=np.empty((m, k, k)), g=np.empty((m, k)),
                    cn2=np.empty((m, k)), d2=np.zeros((m, k)), mu=np.full(m, MU_START),
                    nu=np.full(m, 2.0), nfail=np.zeros(m, dtype=np.int32), lo=lo, hi=hi,
-                   ref=np.maximum(np.abs(theta), 1.0), mark_cost=cost.copy(),
+                   ref=np.maximum(np.abs(theta), 1.0), size0=np.abs(theta), mark_cost=cost.copy(),
                    mark_iter=np.zeros(m, dtype=np.int32), radius=np.full(m, np.inf))
 
     @property
@@ -274,13 +278,19 @@ def _projected(state: LMState, trial, rows, step_norm, pred) -> None:
 
 
 def progress_check(state: LMState, niter: np.ndarray) -> np.ndarray:
-    """:func:`creeping` for curves at the end of a window; start their next window."""
+    """:func:`creeping` for curves at the end of a window; start their next window.
+
+    Running off: a parameter beyond ``GROWTH * max(|theta0|, 1)``, or one off its
+    bounds that fell below ``COLLAPSE * |theta0|`` (towards 0, as MGH10's ``b1``).
+    """
     out = np.zeros(state.size, dtype=bool)
     due = np.flatnonzero(niter - state.mark_iter >= WINDOW)
     if due.size:
+        theta, lo, hi = state.theta[due], state.lo[due], state.hi[due]
         with np.errstate(invalid="ignore"):
-            grown = np.any(np.abs(state.theta[due]) > GROWTH * state.ref[due], axis=1)
-        grown &= niter[due] >= CREEP_START
+            grown = np.abs(theta) > GROWTH * state.ref[due]
+            fell = (np.abs(theta) < COLLAPSE * state.size0[due]) & (theta > lo) & (theta < hi)
+        grown = np.any(grown | fell, axis=1) & (niter[due] >= CREEP_START)
         out[due] = creeping(state.cost[due], state.mark_cost[due], grown)
         state.mark_cost[due], state.mark_iter[due] = state.cost[due], niter[due]
     return out

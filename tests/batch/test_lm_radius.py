@@ -1,8 +1,10 @@
-"""The trust radius of the batched Levenberg-Marquardt: a step may not outrun ``|D theta0|``.
+"""Hard curves for the batched Levenberg-Marquardt: the trust radius and the collapse rule.
 
-Without it, the first near-Gauss-Newton step of a saturating model can throw
-the rate onto the plateau where the model is a constant, the rate's column
-vanishes and the gradient test passes: a wrong minimum reported CONVERGED.
+Without the radius, the first near-Gauss-Newton step of a saturating model can
+throw the rate onto the plateau where the model is a constant, the rate's column
+vanishes and the gradient test passes: a wrong minimum reported CONVERGED. A
+parameter that falls by ten orders of magnitude while the cost stands still is
+running off towards 0 (the mirror of one growing without end): STALLED early.
 """
 
 import numpy as np
@@ -18,7 +20,7 @@ from batchfit.batch.lm_rules import (
     initial_radius,
     update_radius,
 )
-from batchfit.batch.lm_state import LMState, damped_step, linearize
+from batchfit.batch.lm_state import LMState, damped_step, linearize, progress_check
 from batchfit.status import Status
 
 X_RISE = np.array([1.0, 2.0, 3.0, 5.0, 7.0, 10.0])
@@ -150,3 +152,32 @@ def test_shortened_step_keeps_its_direction_and_prediction(monkeypatch):
     np.testing.assert_allclose(p, 0.1 * (free.trial - state.theta), rtol=1e-9)
     pred = -2.0 * np.vecdot(g, p) - np.vecdot(p, np.vecdot(a, p[:, None, :]))
     np.testing.assert_allclose(short.pred, pred, rtol=1e-9)
+
+
+def creeping_state(theta0, theta, lo=-np.inf, hi=np.inf):
+    """One-curve-per-row state at `theta` (started at `theta0`) whose cost stood still."""
+    theta0, theta = np.atleast_2d(theta0).astype(float), np.atleast_2d(theta).astype(float)
+    m = theta.shape[0]
+    lo, hi = np.broadcast_to(lo, theta.shape), np.broadcast_to(hi, theta.shape)
+    state = LMState.start(np.arange(m), theta0, np.ones(m), lo, hi)
+    state.theta = theta
+    return state
+
+
+@pytest.mark.parametrize(("theta0", "theta", "lo", "expected"), [
+    ([2.0, 4e5], [1e-47, 3.8e5], -np.inf, True),  # fell 1e-47: running off towards 0
+    ([2.0, 4e5], [1e-5, 3.8e5], -np.inf, False),  # fell 1e-5: a scale, not a collapse
+    ([5.0, 1.0], [0.0, 1.0], 0.0, False),  # held at its bound 0: an absent line
+    ([0.0, 1.0], [1e-30, 1.0], -np.inf, False),  # started at 0: no scale to fall from
+    ([1e-12, 1.0], [3e-12, 1.0], -np.inf, False),  # a small unit is not a collapse
+    ([1.0, 1.0], [150.0, 1.0], -np.inf, True),  # grown 150 times (the old rule)
+])
+def test_progress_check_collapsed_or_grown(theta0, theta, lo, expected):
+    state = creeping_state(theta0, theta, lo=lo)
+    niter = np.array([lm_rules.CREEP_START])
+    assert progress_check(state, niter)[0] == expected
+    fast = creeping_state(theta0, theta, lo=lo)  # the same, with the cost falling fast
+    fast.cost[:] = 0.5
+    assert not progress_check(fast, niter)[0]
+    early = creeping_state(theta0, theta, lo=lo)  # and before CREEP_START iterations
+    assert not progress_check(early, np.array([lm_rules.WINDOW]))[0]
