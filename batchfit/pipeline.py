@@ -165,6 +165,7 @@ def _store_attrs(config, p: Plan) -> dict:
         "input_variable": config.input.variable,
         "fit_dim": config.input.fit_dim,
         "engine": config.fit.engine,
+        "cost": config.fit.cost,
         "versions": json.dumps(versions, sort_keys=True),
     }
 

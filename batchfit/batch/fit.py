@@ -20,9 +20,10 @@ from batchfit.batch.loop import fit_loop
 from batchfit.batch.problem import Problem, unit_weights
 from batchfit.batch.result import BatchResult
 from batchfit.batch.start import guessed_starts
+from batchfit.core import poisson
 from batchfit.core.engines import engine_name
 from batchfit.core.stats import held_parameters, information_criteria
-from batchfit.errors import InputError, ModelError
+from batchfit.errors import BatchfitWarning, InputError, ModelError
 from batchfit.status import Status
 from batchfit.vocabulary import COSTS
 
@@ -194,6 +195,9 @@ def _classify(y, w, mask, nvary, result, cost="chisqr"):
     bad = (ndata < np.maximum(nvary, 1)) | ~(span > 0)
     if cost == "poisson":
         bad |= ((y < 0) & (w > 0)).any(axis=1)
+        problem = poisson.count_problems(y, (w > 0) & fit[:, None])
+        if problem:
+            warnings.warn(problem, BatchfitWarning, stacklevel=3)
     result.ndata[:] = np.where(fit, ndata, 0)
     result.nfree[:] = np.where(fit, ndata - nvary, 0)
     result.status[:] = np.where(~fit, Status.MASKED, np.where(bad, Status.BAD_DATA,

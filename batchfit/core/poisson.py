@@ -184,3 +184,26 @@ def checked_counts(cost: str, counts) -> np.ndarray | None:
     if y is None or not np.all(np.isfinite(y)) or np.any(y < 0):
         raise FitError("cost='poisson' needs counts=: the observed counts, finite and >= 0")
     return y
+
+
+def count_problems(y: np.ndarray, used: np.ndarray) -> str | None:
+    """What in the used points of ``y`` (curves, points) is not photon or event counts.
+
+    Negative values make a curve unfittable (it is marked bad data);
+    non-integer values fit, but their deviance and stderr are those of counts
+    only if the values are counts (not scaled, averaged or background-subtracted).
+    """
+    values = np.where(used & np.isfinite(y), y, 0.0)
+    negative = int((values < 0).any(axis=1).sum())
+    fractional = int((values != np.round(values)).any(axis=1).sum())
+    problems = []
+    if negative:
+        problems.append(f"{negative} curve(s) hold negative values and are marked bad_data")
+    if fractional:
+        problems.append(f"{fractional} curve(s) hold non-integer values, fitted as if they "
+                        "were counts: their deviance and stderr hold only for raw counts (not "
+                        "scaled, averaged or background-subtracted data; model a background "
+                        "instead of subtracting it)")
+    if not problems:
+        return None
+    return "cost='poisson' expects counts (integers >= 0): " + "; ".join(problems)

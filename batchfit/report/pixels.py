@@ -6,7 +6,9 @@ leaves a fit to draw (max_nfev, bad_data, model_error, stalled, ...: every
 status but converged, masked and not_run); then the pixels named by the
 caller (``batchfit report STORE --pixel y=3,x=5``). Each panel shows the
 data (points), the best-fit model (line), each component (dashed, when the
-model has more than one) and, below, the residual ``model - data``. The
+model has more than one) and, below, the residual ``model - data`` (for a
+``cost='poisson'`` fit the Pearson residual ``(model - data)/sqrt(model)``,
+whose scale does not grow with the counts). The
 curves come from :mod:`batchfit.stack.accessor` (``ds.batchfit.pixel``);
 without the recorded input only the model curves are drawn, and the title
 says so.
@@ -21,6 +23,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from batchfit.core import poisson
 from batchfit.errors import InputError
 from batchfit.report.maps import Mpl, note, save
 from batchfit.report.summary import status_meanings
@@ -168,7 +171,7 @@ def _panel(top, bottom, one: xr.Dataset, model, label: str, meanings) -> None:
     x = np.asarray(curves[acc.fit_dim].values, dtype=float)
     if "data" in curves:
         top.plot(x, curves["data"].values, ".", ms=3, color="0.35", label="data")
-        bottom.plot(x, curves["residual"].values, "-", lw=0.8, color="C3")
+        bottom.plot(x, _residual(curves, acc.cost), "-", lw=0.8, color="C3")
         bottom.axhline(0.0, color="0.5", lw=0.5)
     top.plot(x, curves["model"].values, "-", lw=1.4, color="C0", label="model")
     if curves.sizes["component"] > 1:
@@ -187,4 +190,13 @@ def _panel(top, bottom, one: xr.Dataset, model, label: str, meanings) -> None:
     top.tick_params(labelbottom=False, labelsize=7)
     bottom.tick_params(labelsize=7)
     bottom.set_xlabel(acc.fit_dim, fontsize=8)
-    bottom.set_ylabel("model - data", fontsize=7)
+    bottom.set_ylabel("(model - data)/√model" if acc.cost == "poisson" else "model - data",
+                      fontsize=7)
+
+
+def _residual(curves: xr.Dataset, cost: str) -> np.ndarray:
+    """The residual drawn: Pearson's for counts, ``model - data`` otherwise."""
+    resid = np.asarray(curves["residual"].values, dtype=float)
+    if cost != "poisson":
+        return resid
+    return resid / np.sqrt(np.maximum(np.asarray(curves["model"].values, float), poisson.FLOOR))

@@ -8,11 +8,15 @@ without the script that made them::
     best = ds.batchfit.best_fit()          # (..., fit_dim) model cube
     parts = ds.batchfit.components()       # Dataset: one cube per component
     resid = ds.batchfit.residual()         # model - data, data from the recorded input
+    pears = ds.batchfit.residual(kind="pearson")   # (model - data)/sqrt(model), for counts
     one = ds.batchfit.pixel(y=10, x=20)    # x, data, model, components, residual
 
 Everything is lazy on a dask-backed store (nothing is computed before
 ``.compute()``, ``.values`` or a plot); eager on a numpy-backed Dataset.
-The residual is ``model - data``, lmfit's sign. The accessor is registered
+The residual is ``model - data``, lmfit's sign; for counts (``cost='poisson'``)
+``kind='pearson'`` scales it by ``sqrt(model)`` and ``kind='deviance'`` gives
+the signed square roots of each point's deviance term (their squares sum to
+the pixel's ``chisqr``). The accessor is registered
 when :mod:`batchfit.stack` is imported (``batchfit.open_results`` and
 ``batchfit.fit`` do that; after ``xr.open_zarr`` alone, ``import batchfit.stack``).
 """
@@ -25,9 +29,12 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from batchfit.core import poisson
 from batchfit.errors import InputError, StoreError
 
 COMPONENT_DIM = "component"
+RESIDUALS = {"raw": "model - data", "pearson": "(model - data) / sqrt(model)",
+             "deviance": "signed root of the point's Poisson deviance"}
 
 
 @xr.register_dataset_accessor("batchfit")
@@ -113,10 +120,42 @@ class BatchfitAccessor:
             da = self._recorded_input()
         return self._match(da)
 
-    def residual(self, da: xr.DataArray | None = None, model=None) -> xr.DataArray:
-        """``best_fit - data`` (lmfit's sign), data from ``da`` or the recorded input."""
-        out = self.best_fit(model) - self.data(da)
-        return out.rename("residual").assign_attrs(long_name="model - data")
+    @property
+    def cost(self) -> str:
+        """The fit's cost, ``'chisqr'`` or ``'poisson'`` (``'chisqr'`` when not recorded)."""
+        return str(self._ds.attrs.get("cost", "chisqr"))
+
+    def residual(self, da: xr.DataArray | None = None, model=None,
+                 kind: str = "raw") -> xr.DataArray:
+        """Residuals with lmfit's sign, data from ``da`` or the recorded input.
+
+        Parameters
+        ----------
+        da : xr.DataArray, optional
+            The data; default the recorded input.
+        model : Model, optional
+            Needed when the stored model is a pickled function.
+        kind : {'raw', 'pearson', 'deviance'}
+            ``model - data``; for counts ``(model - data) / sqrt(model)``, or
+            ``sign(model - data) * sqrt(d)`` with ``d`` the point's Poisson
+            deviance term (:mod:`batchfit.core.poisson`).
+
+        Raises
+        ------
+        InputError
+            An unknown ``kind``, or no data (see :meth:`data`).
+        """
+        if kind not in RESIDUALS:
+            raise InputError(f"residual(kind={kind!r}): use one of {', '.join(RESIDUALS)}")
+        f, y = self.best_fit(model), self.data(da)
+        if kind == "raw":
+            out = f - y
+        elif kind == "pearson":
+            out = (f - y) / np.sqrt(np.maximum(f, poisson.FLOOR))
+        else:
+            out = xr.apply_ufunc(poisson.deviance_residuals, f, y, dask="parallelized",
+                                 output_dtypes=[float])
+        return out.rename("residual").assign_attrs(long_name=RESIDUALS[kind])
 
     def pixel(self, da: xr.DataArray | None = None, model=None, data: bool = True,
               **indexers) -> xr.Dataset:

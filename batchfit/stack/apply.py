@@ -128,7 +128,7 @@ def fit(
         output_dtypes=[np.float64],
         dask_gufunc_kwargs={"output_sizes": {FIELD_DIM: layout.width}},
     )
-    ds = _to_dataset(packed, layout, model, params, dim, engine)
+    ds = _to_dataset(packed, layout, model, params, dim, engine, cost)
     return ds.assign_coords({dim: fit_coordinate(da, dim)})
 
 
@@ -226,9 +226,9 @@ def fit_block(y: np.ndarray, *arrays, model, params, x, layout: ResultLayout, en
 
 
 def _to_dataset(packed: xr.DataArray, layout: ResultLayout, model, params, dim,
-                engine) -> xr.Dataset:
+                engine, cost) -> xr.Dataset:
     pixel_dims = tuple(d for d in packed.dims if d != FIELD_DIM)
     coords = {k: v for k, v in packed.coords.items() if FIELD_DIM not in v.dims}
-    attrs = {"fit_dim": dim, "engine": engine, "template": params.dumps(),
+    attrs = {"fit_dim": dim, "engine": engine, "cost": cost, "template": params.dumps(),
              "model": json.dumps(getattr(model, "reference", None))}
     return layout.dataset(packed.data, pixel_dims, coords, attrs)

@@ -9,6 +9,8 @@ partials, and the core's ``minimize(cost='poisson')``.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy.optimize import minimize as scipy_minimize
@@ -16,7 +18,7 @@ from scipy.special import xlogy
 
 import batchfit
 from batchfit.core import poisson
-from batchfit.errors import FitError, InputError
+from batchfit.errors import BatchfitWarning, FitError, InputError
 from batchfit.models import linear
 from batchfit.status import Status
 
@@ -166,7 +168,9 @@ def test_bad_input():
     with pytest.raises(InputError, match="cost='huber'"):
         batchfit.fit_batch(model, params, x, np.ones((2, 5)), cost="huber")
     y = np.array([[1.0, 2, 3, 4, 5], [1.0, -2, 3, 4, 5]])
-    res = batchfit.fit_batch(model, params, x, y, cost="poisson")
+    with pytest.warns(BatchfitWarning, match=r"1 curve\(s\) hold negative values and are "
+                                             "marked bad_data"):
+        res = batchfit.fit_batch(model, params, x, y, cost="poisson")
     assert list(res.status) == [Status.CONVERGED, Status.BAD_DATA]
     with pytest.raises(FitError, match="needs counts"):
         batchfit.minimize(lambda p: x, params.copy(), cost="poisson")
@@ -200,6 +204,26 @@ def test_tail_curve_whose_fisher_weights_spiked_converges_to_the_mle():
     np.testing.assert_allclose(got, short_first([pars[k].value for k in FREE]), rtol=1e-4)
     mle = _mle(t, y[0], np.array([truth[k][0] for k in FREE]))
     np.testing.assert_allclose(got, short_first(mle), rtol=1e-4)
+
+
+def test_non_integer_counts_warn_and_still_fit():
+    """Scaled or background-subtracted data are not counts: said once per call, not refused."""
+    model = linear()
+    params = model.make_params(slope=1.0, intercept=1.0)
+    x = np.arange(6.0)
+    counts = np.array([[1.0, 0, 3, 2, 5, 4], [2.0, np.nan, 3, 4, 6, 5], [0.0] * 6])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # integer counts, NaN points, a zero curve: silent
+        batchfit.fit_batch(model, params, x, counts, cost="poisson")
+    scaled = counts * 0.5
+    with pytest.warns(BatchfitWarning, match=r"2 curve\(s\) hold non-integer values"):
+        res = batchfit.fit_batch(model, params, x, scaled, cost="poisson")
+    assert (res.status[:2] == Status.CONVERGED).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # masked curves and chisqr are not checked
+        batchfit.fit_batch(model, params, x, scaled, cost="poisson",
+                           mask=np.array([False, False, True]))
+        batchfit.fit_batch(model, params, x, scaled)
 
 
 def test_fisher_terms_equal_linearize_and_deviance():

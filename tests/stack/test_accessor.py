@@ -203,3 +203,28 @@ def test_pickled_model_needs_to_be_given(decay_cube):
         ds.batchfit.best_fit()
     np.testing.assert_allclose(ds.batchfit.best_fit(model=model).values,
                                ds.batchfit.best_fit(model=Model(decay)).values)
+
+
+def test_count_residuals_of_a_poisson_fit():
+    """Deviance residuals square-sum to each pixel's chisqr (the deviance the fit
+    minimized); Pearson residuals are (model - data)/sqrt(model), computed here."""
+    t = np.linspace(0.0, 8.0, 40)
+    rng = np.random.default_rng(7)
+    amp = rng.uniform(20.0, 60.0, (3, 4, 1))
+    counts = rng.poisson(amp * np.exp(-t / 2.0) + 0.5).astype(float)
+    da = xr.DataArray(counts, dims=("y", "x", "t"), coords={"t": t})
+    model = batchfit.models.exponential() + batchfit.models.constant()
+    params = model.make_params(amplitude={"value": 30.0, "min": 0.0}, decay=1.5,
+                               c={"value": 1.0, "min": 0.0})
+    ds = batchfit.fit(da.chunk({"y": 2}), model, params, "t", cost="poisson").compute()
+    assert (ds.status == Status.CONVERGED).all() and (counts == 0).any()
+    assert ds.batchfit.cost == "poisson" and xr.Dataset().batchfit.cost == "chisqr"
+    dev = ds.batchfit.residual(da, kind="deviance")
+    np.testing.assert_allclose((dev**2).sum("t").values, ds.chisqr.values, rtol=1e-9)
+    best = ds.batchfit.best_fit().values
+    pearson = ds.batchfit.residual(da.chunk({"y": 2}), kind="pearson")
+    assert pearson.chunks is not None and pearson.attrs["long_name"].startswith("(model")
+    np.testing.assert_allclose(pearson.values, (best - counts) / np.sqrt(best), rtol=1e-12)
+    assert np.all(np.sign(dev.values) == np.sign(best - counts))
+    with pytest.raises(InputError, match="residual\\(kind='chi'\\): use one of raw, pearson"):
+        ds.batchfit.residual(da, kind="chi")
