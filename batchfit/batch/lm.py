@@ -23,6 +23,9 @@ squared column norms of ``J``, MINPACK's ``diag`` / scipy's ``x_scale='jac'``):
 4. Damping update (Nielsen; Madsen, Nielsen & Tingleff 2004, eq. 2.21):
    accepted ``mu *= max(1/3, 1 - (2 rho - 1)^3)``, ``nu = 2``; rejected
    ``mu *= nu``, ``nu *= 2``.
+4a. Trust radius ``|D p| <= Delta``, ``Delta = |D theta0|`` at the start (MINPACK's
+   ``lmpar`` with ``factor`` 1, as scipy's ``trf``; see ``damped_step``), so that no
+   first step throws a rate onto a plateau where the model saturates (NIST's BoxBOD).
 5. Stopping tests (MINPACK ``lmder``, Moré 1978): ``ftol`` (``|actred| <=
    ftol`` and ``prered <= ftol`` and ``rho <= 2``), ``xtol`` (``|D p| <= xtol
    |D theta|``), ``gtol`` (``max_j |g_j| / (|J_j| sqrt(C)) <= gtol`` over the
@@ -30,8 +33,8 @@ squared column norms of ``J``, MINPACK's ``diag`` / scipy's ``x_scale='jac'``):
    give MAX_NFEV; ten non-finite trials in a row or a non-finite Jacobian give
    MODEL_ERROR; STALLED (issue 9) when a step is rejected under maximal
    damping with the cost unchanged, a parameter runs away (non-finite, beyond
-   ``1e10 max(|theta0|, 1)``, or, after 150 iterations, beyond ``100
-   max(|theta0|, 1)`` while 25 cut the cost by under 5%), or every column of ``J`` fell to
+   ``1e10 max(|theta0|, 1)``, or, after 150 iterations, beyond ``100 max(|theta0|,
+   1)`` or below ``1e-10 |theta0|`` while 25 cut the cost by under 5%), or every column fell to
    ``1e-8`` of its largest norm (a flat model). The rules are the pure
    functions of :mod:`batchfit.batch.lm_rules`.
 
@@ -50,10 +53,9 @@ is the current ``diag(A)`` (Marquardt, as Gpufit's MLE): Fisher weights ``1/f``
 span decades along a path, and a running maximum taken where ``f`` was near 0
 would damp that parameter for good (issue 11's creeping tail curve).
 
-The tail. Up to ``block_size`` curves iterate together in one pool; when half
-of them have stopped the pool is refilled with curves not yet started, so a
-chunk's slow curves share each step's fixed cost instead of each block paying
-for its own stragglers.
+The tail. Up to ``block_size`` curves iterate together in one pool; when half of them
+have stopped the pool is refilled with curves not yet started, so a chunk's slow curves
+share each step's fixed cost instead of each block paying for its own stragglers.
 
 References: J. J. Moré, "The Levenberg-Marquardt algorithm: implementation
 and theory", Lecture Notes in Mathematics 630 (1978), and MINPACK's
@@ -86,7 +88,9 @@ from batchfit.batch.lm_rules import (
     check_linearization,
     check_termination,
     gain_ratio,
+    initial_radius,
     update_damping,
+    update_radius,
 )
 from batchfit.batch.lm_state import (
     LMOutput,
@@ -312,6 +316,7 @@ def _init(opts: _Options, theta0, idx, lo, hi, out: LMOutput) -> LMState:
     out.nfev[state.idx] += used
     a, g = _normal(cols, r[live])
     jac_ok = linearize(state, slice(None), a, g, running=opts.running)
+    state.radius = initial_radius(state.theta, state.d2)
     return _retire(state, out, _point_status(opts, state, slice(None), jac_ok))
 
 
@@ -347,6 +352,8 @@ def _judge(state: LMState, step: Step, ev, cost_t, out: LMOutput) -> TrialReport
     with np.errstate(invalid="ignore"):
         accepted = finite & (ratio >= ACCEPT_RATIO)
     state.mu, state.nu = update_damping(state.mu, state.nu, accepted, ratio)
+    if step.capped.any():  # the radius bounded some step (rarely on easy pools)
+        state.radius = update_radius(state.radius, step.step_norm, step.capped, ratio)
     state.nfail[ev] = np.where(finite[ev], 0, state.nfail[ev] + 1)
     acc = np.flatnonzero(accepted)
     state.theta[acc] = step.trial[acc]

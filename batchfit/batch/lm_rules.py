@@ -20,14 +20,18 @@ __all__ = [
     "MU_MIN",
     "MU_STALL",
     "MU_START",
+    "RADIUS_NEWTON",
     "RUNAWAY",
+    "STEP_BOUND",
     "Tolerances",
     "TrialReport",
     "check_linearization",
     "check_termination",
     "creeping",
     "gain_ratio",
+    "initial_radius",
     "update_damping",
+    "update_radius",
 ]
 
 EPS = float(np.finfo(np.float64).eps)
@@ -53,9 +57,20 @@ MIN_PROGRESS = 0.05
 """Fraction of the cost a window must remove while the parameters run off."""
 GROWTH = 100.0
 """Growth of a parameter over ``max(|theta0|, 1)`` that, with a flat cost, is running off."""
+COLLAPSE = 1e-10
+"""Fall of a parameter below ``|theta0|`` (off its bounds) that, with a flat cost, is
+running off towards 0: the mirror of ``RUNAWAY``'s growth, in a valley without end."""
 CREEP_START = 150
 """Iterations before :func:`creeping` may stop a curve: a slow valley that ends in a
 minimum (MINPACK's tests) is usually done by then."""
+STEP_BOUND = 1.0
+"""Initial trust radius on the scaled step, relative to ``|D theta0|`` (MINPACK's ``factor``,
+whose default 100 lets BoxBOD's first step saturate the model; scipy's ``trf`` uses 1)."""
+RADIUS_SHRINK, RADIUS_GROW = 0.25, 2.0
+"""Trust radius update of a step it bounded: shrink when the gain ratio is under 1/4,
+grow when it is over 3/4 (the classical thresholds, as scipy's ``trf``)."""
+RADIUS_NEWTON = 2
+"""Newton steps on ``mu`` that fit a step longer than the trust radius to it."""
 FLAT_RTOL = 1e-16
 """Squared column norm below this fraction of its running maximum counts as zero."""
 GO_ON = -1
@@ -152,6 +167,54 @@ def update_damping(mu: np.ndarray, nu: np.ndarray, accepted: np.ndarray, ratio: 
     return mu, nu
 
 
+def initial_radius(theta: np.ndarray, d2: np.ndarray) -> np.ndarray:
+    """Trust radius at the start: ``STEP_BOUND * |D theta0|``; no bound where that is 0.
+
+    Parameters
+    ----------
+    theta : ndarray, shape (m, k)
+        Starting points.
+    d2 : ndarray, shape (m, k)
+        Squared scales ``D^2`` at the start.
+
+    Returns
+    -------
+    ndarray, shape (m,)
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        size = STEP_BOUND * np.sqrt(np.vecdot(theta * theta, d2))
+    return np.where(size > 0.0, size, np.inf)
+
+
+def update_radius(radius: np.ndarray, step_norm: np.ndarray, capped: np.ndarray,
+                  ratio: np.ndarray) -> np.ndarray:
+    """New trust radius after a step; changed only where the radius bounded the step.
+
+    A bounded step (`capped`, ``step_norm == radius`` unless projected onto
+    the box) whose gain ratio is under 1/4 (or not finite) shrinks the radius
+    to ``RADIUS_SHRINK * step_norm``; one over 3/4 grows it by
+    ``RADIUS_GROW``. A step shorter than the radius was set by the damping
+    ``mu`` alone, which :func:`update_damping` adjusts.
+
+    Parameters
+    ----------
+    radius, step_norm : ndarray, shape (m,)
+    capped : ndarray of bool, shape (m,)
+    ratio : ndarray, shape (m,)
+        Gain ratio (NaN where no trial was evaluated).
+
+    Returns
+    -------
+    ndarray, shape (m,)
+        A new array.
+    """
+    with np.errstate(invalid="ignore"):
+        poor = capped & ~(ratio >= 0.25)
+        good = capped & (ratio > 0.75)
+    radius = np.where(poor, RADIUS_SHRINK * step_norm, radius)
+    return np.where(good, RADIUS_GROW * radius, radius)
+
+
 def check_termination(t: TrialReport, tol: Tolerances) -> np.ndarray:
     """Status of each curve after a damped step; ``GO_ON`` (-1) to keep going.
 
@@ -195,10 +258,11 @@ def creeping(cost: np.ndarray, mark_cost: np.ndarray, grown: np.ndarray) -> np.n
 
     True when, over the last ``WINDOW`` iterations, the cost fell by less
     than ``MIN_PROGRESS`` of its value at the window's start (``mark_cost``)
-    while some parameter has grown beyond ``GROWTH * max(|theta0|, 1)``
-    (`grown`). Such a curve (a Gaussian turning into a parabola with ever
-    larger parameters that cancel, say) would otherwise creep to
-    ``max_nfev``; a curve converging slowly near its start's scale goes on.
+    while some parameter has grown beyond ``GROWTH * max(|theta0|, 1)`` or
+    fallen below ``COLLAPSE * |theta0|`` (`grown`). Such a curve (a Gaussian
+    turning into a parabola with ever larger parameters that cancel, say, or
+    MGH10's ``b1 exp(b2 / (x + b3))`` with ``b1 -> 1e-47``) would otherwise creep
+    to ``max_nfev``; a curve converging slowly near its start's scale goes on.
 
     Parameters
     ----------

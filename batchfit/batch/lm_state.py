@@ -12,7 +12,16 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from batchfit.batch.linalg import solve_stack
-from batchfit.batch.lm_rules import CREEP_START, GROWTH, MU_START, WINDOW, creeping
+from batchfit.batch.lm_rules import (
+    COLLAPSE,
+    CREEP_START,
+    GROWTH,
+    MU_MAX,
+    MU_START,
+    RADIUS_NEWTON,
+    WINDOW,
+    creeping,
+)
 from batchfit.status import Status
 
 __all__ = ["LMOutput", "LMState", "Step", "damped_step", "free_mask", "linearize",
@@ -46,8 +55,12 @@ class LMState:
         Bounds (``-inf``/``inf`` when absent).
     ref : ndarray, shape (m, k)
         ``max(|theta0|, 1)``, the yardstick of a runaway parameter.
+    size0 : ndarray, shape (m, k)
+        ``|theta0|``, the yardstick of a collapsed one.
     mark_cost, mark_iter : ndarray, shape (m,)
         Cost and iteration count at the start of the progress window.
+    radius : ndarray, shape (m,)
+        Trust-region bound on the scaled step ``|D p|`` (see :func:`damped_step`).
     """
 
     idx: np.ndarray
@@ -63,8 +76,10 @@ class LMState:
     lo: np.ndarray
     hi: np.ndarray
     ref: np.ndarray
+    size0: np.ndarray
     mark_cost: np.ndarray
     mark_iter: np.ndarray
+    radius: np.ndarray
 
     @classmethod
     def start(cls, idx, theta, cost, lo, hi) -> LMState:
@@ -73,8 +88,8 @@ class LMState:
         return cls(idx=idx, theta=theta, cost=cost, a=np.empty((m, k, k)), g=np.empty((m, k)),
                    cn2=np.empty((m, k)), d2=np.zeros((m, k)), mu=np.full(m, MU_START),
                    nu=np.full(m, 2.0), nfail=np.zeros(m, dtype=np.int32), lo=lo, hi=hi,
-                   ref=np.maximum(np.abs(theta), 1.0), mark_cost=cost.copy(),
-                   mark_iter=np.zeros(m, dtype=np.int32))
+                   ref=np.maximum(np.abs(theta), 1.0), size0=np.abs(theta), mark_cost=cost.copy(),
+                   mark_iter=np.zeros(m, dtype=np.int32), radius=np.full(m, np.inf))
 
     @property
     def size(self) -> int:
@@ -169,16 +184,18 @@ class Step:
     step_norm: np.ndarray  # |D p|
     pred: np.ndarray  # predicted reduction |r|^2 - |r + J p|^2
     ok: np.ndarray  # the damped system was positive definite
+    capped: np.ndarray  # the step was shortened to the trust radius
 
 
 def damped_step(state: LMState) -> Step:
-    """Solve ``(A_F + mu D_F^2) p_F = -g_F`` over the free set; project onto the box.
+    """Solve ``(A_F + mu D_F^2) p_F = -g_F`` over the free set; bound it; project onto the box.
 
     In the scaled variables ``D p`` the system matrix has a unit-free
     diagonal; held parameters get the rows of ``mu * I`` and a zero right-hand
     side, so ``p_j = 0``. One LAPACK solve per curve: the Python cost of a
     step does not grow with the number of parameters, and a curve's numbers
-    never depend on the other curves.
+    never depend on the other curves. A step longer than the trust radius
+    (``|D p| > radius``) is shortened to it along the same direction.
     """
     free = free_mask(state.theta, state.g, state.lo, state.hi)
     dinv = 1.0 / np.sqrt(state.d2)
@@ -190,15 +207,63 @@ def damped_step(state: LMState) -> Step:
     scaled[:, diag, diag] += state.mu[:, None]
     gs = state.g * dinv * free
     ps, ok = solve_stack(scaled, -gs)
+    with np.errstate(invalid="ignore"):
+        capped = ok & (np.vecdot(ps, ps) > state.radius * state.radius)
+    if capped.any():
+        _fit_radius(state, scaled, gs, ps, np.flatnonzero(capped))
     pnorm2 = np.vecdot(ps, ps)
-    pred = state.mu * pnorm2 - np.vecdot(ps, gs)  # = |r|^2 - |r + J p|^2
+    gp = np.vecdot(ps, gs)
+    pred = state.mu * pnorm2 - gp  # = |r|^2 - |r + J p|^2
+    with np.errstate(invalid="ignore"):
+        long = capped & (pnorm2 > state.radius * state.radius)
+    if long.any():
+        _shorten(state, ps, pnorm2, gp, pred, long)
     free_step = state.theta + ps * dinv
     trial = np.clip(free_step, state.lo, state.hi)
     clipped = np.flatnonzero(np.any(trial != free_step, axis=1) & ok)
     step_norm = np.sqrt(pnorm2)
     if clipped.size:
         _projected(state, trial, clipped, step_norm, pred)
-    return Step(trial, step_norm, pred, ok)
+    return Step(trial, step_norm, pred, ok, capped)
+
+
+def _fit_radius(state: LMState, scaled, gs, ps, rows) -> None:
+    """Raise ``mu`` of `rows` until ``|p| ~ radius``; new steps in `ps`, ``mu`` in `state`.
+
+    Newton's method on ``1/|p(mu)| = 1/radius`` (Moré 1978, MINPACK
+    ``lmpar``; Nocedal & Wright, Algorithm 4.3): with ``z = (S + mu I)^-1 p``,
+    ``mu += (|p|^2 / p.z) (|p| - radius) / radius``. ``RADIUS_NEWTON`` steps;
+    a row still too long is shortened by the caller.
+    """
+    mat, g, p = scaled[rows], gs[rows], ps[rows]
+    mu, radius = state.mu[rows], state.radius[rows]
+    diag = np.arange(mat.shape[-1])
+    for _ in range(RADIUS_NEWTON):
+        z, ok = solve_stack(mat, p)
+        pp = np.vecdot(p, p)
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            raise_by = pp / np.vecdot(p, z) * (np.sqrt(pp) - radius) / radius
+        raise_by = np.where(ok & (raise_by > 0.0) & np.isfinite(raise_by), raise_by, 0.0)
+        mat[:, diag, diag] += raise_by[:, None]
+        p_new, ok = solve_stack(mat, -g)
+        p = np.where(ok[:, None], p_new, p)
+        mu = mu + np.where(ok, raise_by, 0.0)
+    ps[rows], state.mu[rows] = p, np.minimum(mu, MU_MAX)
+
+
+def _shorten(state: LMState, ps, pnorm2, gp, pred, rows) -> None:
+    """Scale the steps of `capped` rows to the trust radius; their |p|^2 and pred (in place).
+
+    With ``t`` the factor and ``(A + mu I) p = -g`` in scaled variables,
+    ``p^T A p = -g.p - mu |p|^2``, so the predicted reduction of ``t p`` is
+    ``-2 t g.p + t^2 (g.p + mu |p|^2)`` (no further product with ``A``).
+    """
+    rows = np.flatnonzero(rows)
+    t = state.radius[rows] / np.sqrt(pnorm2[rows])
+    ps[rows] *= t[:, None]
+    quad = gp[rows] + state.mu[rows] * pnorm2[rows]
+    pred[rows] = t * (t * quad - 2.0 * gp[rows])
+    pnorm2[rows] = state.radius[rows] ** 2
 
 
 def _projected(state: LMState, trial, rows, step_norm, pred) -> None:
@@ -213,13 +278,19 @@ def _projected(state: LMState, trial, rows, step_norm, pred) -> None:
 
 
 def progress_check(state: LMState, niter: np.ndarray) -> np.ndarray:
-    """:func:`creeping` for curves at the end of a window; start their next window."""
+    """:func:`creeping` for curves at the end of a window; start their next window.
+
+    Running off: a parameter beyond ``GROWTH * max(|theta0|, 1)``, or one off its
+    bounds that fell below ``COLLAPSE * |theta0|`` (towards 0, as MGH10's ``b1``).
+    """
     out = np.zeros(state.size, dtype=bool)
     due = np.flatnonzero(niter - state.mark_iter >= WINDOW)
     if due.size:
+        theta, lo, hi = state.theta[due], state.lo[due], state.hi[due]
         with np.errstate(invalid="ignore"):
-            grown = np.any(np.abs(state.theta[due]) > GROWTH * state.ref[due], axis=1)
-        grown &= niter[due] >= CREEP_START
+            grown = np.abs(theta) > GROWTH * state.ref[due]
+            fell = (np.abs(theta) < COLLAPSE * state.size0[due]) & (theta > lo) & (theta < hi)
+        grown = np.any(grown | fell, axis=1) & (niter[due] >= CREEP_START)
         out[due] = creeping(state.cost[due], state.mark_cost[due], grown)
         state.mark_cost[due], state.mark_iter[due] = state.cost[due], niter[due]
     return out

@@ -431,7 +431,9 @@ def test_bad_bounds_raise():
 
 def test_valley_without_end_stalls_early():
     """Gaussians from one global start: the few that slide into an ever wider parabola
-    (amplitude and baseline growing and cancelling) stop early as STALLED."""
+    (amplitude and baseline growing and cancelling) stop early as STALLED; the others
+    converge at the minimum (2 of 300 stall since the trust radius, 12 before it, and 3
+    then converged above the cost of the true parameters)."""
     n, x = 300, np.linspace(-10, 10, 128)
     rng = np.random.default_rng(0)
     sig = rng.uniform(1.0, 3.0, n)
@@ -442,7 +444,10 @@ def test_valley_without_end_stalls_early():
     start = np.broadcast_to(true.mean(axis=0), true.shape).copy()
     res = solve(prob.resid, start, jac=prob.jac, return_jac=False)
     stalled = res.status == Status.STALLED
-    assert stalled.sum() >= 5 and (res.status != Status.MAX_NFEV).all()
+    assert stalled.sum() >= 1 and (res.status != Status.MAX_NFEV).all()
+    conv = res.status == Status.CONVERGED
+    cost_true = np.sum((prob.y - prob.f(true)) ** 2, axis=1)
+    assert (res.cost[conv] <= 1.01 * cost_true[conv]).all()
     assert res.nfev[stalled].max() < 400 < 200 * 6
     assert (np.abs(res.theta[stalled, 0]) > 20 * np.abs(true[stalled, 0])).all()
     # long runs through pools of every size (down to one curve, whose row is
