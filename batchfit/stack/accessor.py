@@ -131,10 +131,8 @@ class BatchfitAccessor:
 
         Parameters
         ----------
-        da : xr.DataArray, optional
-            The data; default the recorded input.
-        model : Model, optional
-            Needed when the stored model is a pickled function.
+        da, model
+            As in :meth:`pixel`.
         kind : {'raw', 'pearson', 'deviance'}
             ``model - data``; for counts ``(model - data) / sqrt(model)``, or
             ``sign(model - data) * sqrt(d)`` with ``d`` the point's Poisson
