@@ -7,11 +7,17 @@ excerpt is the 64 x 64 pixel window with the most photons (rows 161-224,
 columns 84-147), every time bin, stored as the measured integer counts
 (uint8: the largest count of the window is below 256) with the bin times.
 
+``--image hazelnut`` cuts the second excerpt from the wheel's other measured
+image, ``hazelnut_FLIM_single_image.ptu`` (PicoQuant PicoHarp 300 T3 records,
+5 frames of 256 x 256 pixels, 139 bins of 97.0 ps, read with ``ptufile``):
+the frames summed, the 32 x 32 window of a 32-pixel grid with the most photons,
+every bin, the measured counts.
+
 Run (writes the excerpt, or with ``--check`` verifies the committed one equals
 what the package's file gives)::
 
-    pip install --no-deps napari-flim-phasor-plotter==0.2.3 && pip install sdtfile
-    python scripts/flim_excerpt.py [--check]
+    pip install --no-deps napari-flim-phasor-plotter==0.2.3 && pip install sdtfile ptufile
+    python scripts/flim_excerpt.py [--image hazelnut] [--check]
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "tests" / "data" / "flim" / "seminal_receptacle_64x64.npz"
 SOURCE = "seminal_receptacle_FLIM_single_image.sdt"
 ROWS, COLS = slice(161, 225), slice(84, 148)
+HAZELNUT = "hazelnut_FLIM_single_image.ptu"
+OUT_HAZELNUT = OUT.with_name("hazelnut_32x32.npz")
 
 
 def source_file() -> Path:
@@ -55,20 +63,41 @@ def excerpt() -> dict[str, np.ndarray]:
             "full_image_photons": np.array(full.sum(dtype=np.int64))}
 
 
+def hazelnut_excerpt(block: int = 32) -> dict[str, np.ndarray]:
+    """The brightest ``block`` x ``block`` window of the PTU image (frames summed)."""
+    from ptufile import PtuFile  # pip install ptufile
+
+    with PtuFile(source_file().with_name(HAZELNUT)) as ptu:
+        full = ptu.decode_image().sum(axis=(0, 3), dtype=np.int64)  # (256, 256, bins)
+        time_ns = np.arange(full.shape[-1]) * ptu.tcspc_resolution * 1e9
+    image = full.sum(axis=-1)
+    tiles = image.reshape(image.shape[0] // block, block, image.shape[1] // block, block)
+    i, j = np.unravel_index(int(np.argmax(tiles.sum(axis=(1, 3)))), tiles.shape[::2])
+    counts = full[i * block:(i + 1) * block, j * block:(j + 1) * block]
+    if counts.max() > 255:
+        raise ValueError("counts above 255 do not fit uint8")
+    return {"counts": counts.astype(np.uint8), "time_ns": time_ns,
+            "window": np.array([i * block, (i + 1) * block, j * block, (j + 1) * block]),
+            "full_image_photons": np.array(full.sum())}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="compare with the committed file")
+    ap.add_argument("--image", choices=("seminal_receptacle", "hazelnut"),
+                    default="seminal_receptacle")
     args = ap.parse_args()
-    new = excerpt()
+    new, out = (hazelnut_excerpt(), OUT_HAZELNUT) if args.image == "hazelnut" else (
+        excerpt(), OUT)
     if args.check:
-        old = np.load(OUT)
+        old = np.load(out)
         same = all(np.array_equal(old[k], v) for k, v in new.items())
         print("excerpt matches the package's file" if same else "EXCERPT DIFFERS")
         sys.exit(0 if same else 1)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(OUT, **new)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out, **new)
     c = new["counts"].astype(np.int64)
-    print(f"wrote {OUT} ({OUT.stat().st_size} bytes): {c.shape}, {c.sum()} photons, "
+    print(f"wrote {out} ({out.stat().st_size} bytes): {c.shape}, {c.sum()} photons, "
           f"median {np.median(c.sum(-1)):.0f} per pixel")
 
 

@@ -22,11 +22,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import xarray as xr
-from scipy.optimize import minimize as scipy_minimize
 
 import batchfit
 
-from .flim_data import AMPLITUDES, SHAPES, flim_counts, tail_model, tail_params
+from .flim_data import (
+    AMPLITUDES,
+    SHAPES,
+    flim_counts,
+    independent_mle,
+    tail_model,
+    tail_params,
+)
 
 FREE = ("s_amplitude", "s_decay", "l_amplitude", "l_decay")
 
@@ -115,24 +121,6 @@ def test_thinned_real_decays_poisson_biased_only_as_the_estimator_is(photons, ma
     assert (ney.ndata < t.size).all()
 
 
-def _mle(t, y, start, bg):
-    """Independent MLE of the four free parameters: BFGS on the negative log-likelihood."""
-    def nll(p):
-        sa, sd, la, ld = p
-        es, el = np.exp(-t / sd), np.exp(-t / ld)
-        f = sa * es + la * el + bg
-        if np.any(f <= 0):
-            return np.inf, np.zeros(4)
-        dfs = (es, sa * es * t / sd**2, el, la * el * t / ld**2)
-        return np.sum(f - y * np.log(f)), np.array([np.sum((1.0 - y / f) * d) for d in dfs])
-
-    scale = np.abs(start)  # BFGS on parameters scaled to about 1
-    out = scipy_minimize(lambda u: (lambda v, g: (v, g * scale))(*nll(u * scale)),
-                         start / scale * 1.02, jac=True, method="BFGS",
-                         options={"gtol": 1e-10, "maxiter": 10000})
-    return out.x * scale
-
-
 def test_real_decays_agree_with_an_independent_mle():
     t, quads = _quadrants()
     y, want = _replicates(t, quads, 1000, 2, np.random.default_rng(2))
@@ -145,7 +133,7 @@ def test_real_decays_agree_with_an_independent_mle():
     assert res.success.all()
     for i in range(y.shape[0]):
         got = np.array([res.values[k][i] for k in FREE])
-        ref = _mle(t, y[i], got, bg[i])
+        ref = independent_mle(t, y[i], got, bg[i])
         np.testing.assert_allclose(got, ref, rtol=1e-4, err_msg=f"curve {i}")
 
 
