@@ -93,10 +93,11 @@ def unknown_setting(params: Mapping, key: str) -> str | None:
             f"({', '.join(map(str, params))}); {hint}")
 
 
-def invalid_entries(kind: str, arr: np.ndarray) -> tuple[np.ndarray, str]:
+def invalid_entries(kind: str, arr):
     """Curves where a per-curve ``kind`` setting cannot hold, and why (NaN is allowed).
 
     ``min = inf`` and ``max = -inf`` leave no value; ``vary`` must be 0 or 1.
+    ``arr`` is a float ndarray or DataArray (a dask-backed one stays lazy).
     """
     if kind == "min":
         return arr == np.inf, "a minimum of +inf leaves no value (use -inf or NaN for none)"

@@ -73,11 +73,13 @@ def _checked(arr, da: xr.DataArray, dim: str, key: str) -> xr.DataArray:
 def _check_entries(kind: str, arr: xr.DataArray, key: str, da: xr.DataArray) -> None:
     if kind == "value":
         return
-    values = np.asarray(arr.values, dtype=float)
-    bad, why = pixels.invalid_entries(kind, values)
+    values = arr.astype(float)
+    lazy, why = pixels.invalid_entries(kind, values)
+    bad = np.asarray(lazy.values)  # one bool per pixel; the values stay lazy
     if bad.any():
         first = np.unravel_index(int(np.argmax(bad.ravel())), bad.shape)
-        raise ParameterError(f"init[{key!r}] is {float(values[first])!r} at {int(bad.sum())} "
+        value = float(values[first].values)
+        raise ParameterError(f"init[{key!r}] is {value!r} at {int(bad.sum())} "
                              f"pixel(s), the first at {_where(arr, first, da)}: {why}")
 
 
