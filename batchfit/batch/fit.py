@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 
 from batchfit.batch import lm, pixels
+from batchfit.batch.allocator import tune_malloc
 from batchfit.batch.layout import Layout
 from batchfit.batch.linalg import covariance_from_gram
 from batchfit.batch.loop import fit_loop
@@ -85,6 +86,7 @@ def fit_batch(model, params, x, y, sigma=None, mask=None, init=None, guess=False
         ``min > max`` (naming the first such curve).
     """
     _check_max_nfev(max_nfev)
+    tune_malloc()  # large temporaries from the heap, not page faults (batch/allocator.py)
     per = pixels.split(params, init)
     pixels.warn_unused_values(params, per)
     layout = Layout(pixels.template(params, per), symtable)
