@@ -15,9 +15,11 @@ memory is unchanged (the memory is the same working set, kept instead of
 handed back and faulted in again; freed memory above 256 MiB at the heap's
 top is still returned). It is called once per process by ``fit_batch``, does
 nothing off glibc (macOS, Windows, musl), and nothing when the environment
-variable ``BATCHFIT_TUNE_MALLOC`` is ``0`` (or when glibc's own
-``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` are set: the user's
-tuning wins).
+variable ``BATCHFIT_TUNE_MALLOC`` is ``0``, when glibc's own
+``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` are set (the user's
+tuning, or dask's nanny's in a worker, wins), or when the process was tuned
+already: batchfit's own dask workers are, with thresholds bounded by their
+memory limit and a trim after each task (:mod:`batchfit.stack.cluster`).
 """
 
 from __future__ import annotations
@@ -45,11 +47,13 @@ def tune_malloc() -> bool:
     return _state["done"]
 
 
-def _apply() -> bool:
-    if os.environ.get("BATCHFIT_TUNE_MALLOC", "1") == "0":
-        return False
-    if any(name in os.environ for name in USER_SETTINGS):
-        return False
+def mark_tuned() -> None:
+    """Record that this process's allocator is tuned already (by a worker plugin)."""
+    _state["done"] = True
+
+
+def set_thresholds(mmap_threshold: int, trim_threshold: int) -> bool:
+    """Set the mmap and trim thresholds (bytes) with glibc's ``mallopt``; False off glibc."""
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
     try:
@@ -57,5 +61,13 @@ def _apply() -> bool:
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
-        mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    ok = mallopt(M_MMAP_THRESHOLD, mmap_threshold) == 1
+    return mallopt(M_TRIM_THRESHOLD, trim_threshold) == 1 and ok
+
+
+def _apply() -> bool:
+    if os.environ.get("BATCHFIT_TUNE_MALLOC", "1") == "0":
+        return False
+    if any(name in os.environ for name in USER_SETTINGS):
+        return False
+    return set_thresholds(MMAP_THRESHOLD, TRIM_THRESHOLD)

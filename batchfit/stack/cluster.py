@@ -64,6 +64,7 @@ import dask
 from distributed import Client, LocalCluster
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from batchfit.batch import allocator
 from batchfit.config import ClusterConfig
 from batchfit.errors import ClusterError, ConfigError
 from batchfit.stack.chunking import resident_estimate, task_budget
@@ -75,8 +76,6 @@ THREAD_ENV = {"OMP_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1, "MKL_NUM_THREADS"
               # codec threads) its own arena, each keeping freed memory: measured +68 MiB
               # of worker RSS after 256 small tasks with the default, +38 MiB with 1
               "MALLOC_ARENA_MAX": 2}
-# glibc mallopt parameter numbers (malloc.h)
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 MMAP_THRESHOLD = 4 * 2**20
 TRIM_THRESHOLD = 32 * 2**20
 WORKER_MEMORY = {"distributed.worker.memory.target": False,
@@ -129,13 +128,10 @@ def tune_malloc(memory_limit: int | None = None) -> bool:
     small worker returns freed heap to the system instead of staying above
     dask's pause threshold with memory it no longer uses.
     """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
     trim = min(TRIM_THRESHOLD, memory_limit // 8) if memory_limit else TRIM_THRESHOLD
-    ok = libc.mallopt(_M_MMAP_THRESHOLD, min(MMAP_THRESHOLD, trim)) == 1
-    return libc.mallopt(_M_TRIM_THRESHOLD, trim) == 1 and ok
+    done = allocator.set_thresholds(min(MMAP_THRESHOLD, trim), trim)
+    allocator.mark_tuned()  # so fit_batch keeps these worker thresholds
+    return done
 
 
 def release_memory() -> None:

@@ -34,6 +34,18 @@ def test_large_temporaries_come_from_the_heap_without_page_faults():
     assert _minor_faults() - before < 1_000
 
 
+def test_a_tuned_worker_keeps_its_thresholds(monkeypatch):
+    """batchfit's workers set thresholds bounded by their limit; fit_batch keeps them."""
+    monkeypatch.setattr(allocator, "_state", {})
+    calls = []
+    monkeypatch.setattr(allocator, "set_thresholds", lambda *a: calls.append(a) or True)
+    from batchfit.stack.cluster import tune_malloc as worker_tune
+
+    worker_tune(256 * 2**20)
+    assert calls == [(4 * 2**20, 32 * 2**20)]
+    assert allocator.tune_malloc() and len(calls) == 1
+
+
 def test_opt_out_and_user_settings_leave_malloc_alone(monkeypatch):
     monkeypatch.setenv("BATCHFIT_TUNE_MALLOC", "0")
     assert allocator._apply() is False
