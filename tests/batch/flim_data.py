@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+import batchfit
 from batchfit.models import constant, exponential
 
 FILE = Path(__file__).resolve().parent.parent / "data" / "flim" / "seminal_receptacle_64x64.npz"
@@ -31,10 +32,21 @@ FIRST, STOP = 36, 244
 
 def flim_counts() -> tuple[np.ndarray, np.ndarray]:
     """``(t, counts)``: bin times (ns, 0 at the first fitted bin), counts (64, 64, 208) floats."""
-    with np.load(FILE) as data:
+    return _tail(FILE, FIRST, STOP)
+
+
+def _tail(path: Path, first: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    with np.load(path) as data:
         counts, time = data["counts"], data["time_ns"]
-    t = time[FIRST:STOP] - time[FIRST]
-    return t, counts[:, :, FIRST:STOP].astype(float)
+    return time[first:stop] - time[first], counts[:, :, first:stop].astype(float)
+
+
+def free_background_fit(t: np.ndarray, y: np.ndarray, background: float):
+    """Poisson fit of every curve ``y`` with all five tail parameters free (``bg_c >= 0``)."""
+    model = tail_model()
+    params = tail_params(model, float(np.median(y[:, 0])), float(np.median(y[:, -20:])))
+    params["bg_c"].value, params["bg_c"].min = background, 0.0
+    return batchfit.fit_batch(model, params, t, y, cost="poisson")
 
 
 def tail_model():
@@ -64,10 +76,7 @@ HAZELNUT_FIRST, HAZELNUT_STOP = 16, 130
 
 def hazelnut_counts() -> tuple[np.ndarray, np.ndarray]:
     """``(t, counts)`` of the hazelnut excerpt's fitted tail: counts (32, 32, 114) floats."""
-    with np.load(HAZELNUT) as data:
-        counts, time = data["counts"], data["time_ns"]
-    t = time[HAZELNUT_FIRST:HAZELNUT_STOP] - time[HAZELNUT_FIRST]
-    return t, counts[:, :, HAZELNUT_FIRST:HAZELNUT_STOP].astype(float)
+    return _tail(HAZELNUT, HAZELNUT_FIRST, HAZELNUT_STOP)
 
 
 def independent_mle(t: np.ndarray, y: np.ndarray, start: np.ndarray, bg: float) -> np.ndarray:

@@ -29,6 +29,7 @@ from .flim_data import (
     AMPLITUDES,
     SHAPES,
     flim_counts,
+    free_background_fit,
     independent_mle,
     tail_model,
     tail_params,
@@ -165,10 +166,6 @@ def test_real_cube_with_a_free_background_converges_everywhere():
     """Five free parameters per pixel, 1 to 427 photons: before the Poisson cost scaled
     by the current Fisher diagonal, 5 dim pixels (20-43 photons) ran to max_nfev."""
     t, counts = flim_counts()
-    y = counts.reshape(-1, t.size)
-    model = tail_model()
-    params = tail_params(model, float(np.median(y[:, 0])), float(np.median(y[:, -20:])))
-    params["bg_c"].value, params["bg_c"].min = 0.07, 0.0
-    res = batchfit.fit_batch(model, params, t, y, cost="poisson")
+    res = free_background_fit(t, counts.reshape(-1, t.size), 0.07)
     assert res.success.all(), res.counts()
     assert np.percentile(res.nfev, 99) <= 5 * np.median(res.nfev)

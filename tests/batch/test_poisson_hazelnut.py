@@ -17,7 +17,14 @@ import pytest
 
 import batchfit
 
-from .flim_data import SHAPES, hazelnut_counts, independent_mle, tail_model, tail_params
+from .flim_data import (
+    SHAPES,
+    free_background_fit,
+    hazelnut_counts,
+    independent_mle,
+    tail_model,
+    tail_params,
+)
 
 FREE = ("s_amplitude", "s_decay", "l_amplitude", "l_decay")
 
@@ -75,10 +82,7 @@ def test_every_pixel_converges_and_agrees_with_an_independent_mle():
     converges; with the background held, three pixels agree with scipy's BFGS."""
     t, counts = hazelnut_counts()
     y = counts.reshape(-1, t.size)
-    model = tail_model()
-    params = tail_params(model, float(np.median(y[:, 0])), float(np.median(y[:, -20:])))
-    params["bg_c"].value, params["bg_c"].min = 0.05, 0.0
-    free = batchfit.fit_batch(model, params, t, y, cost="poisson")
+    free = free_background_fit(t, y, 0.05)
     assert free.success.all(), free.counts()
     assert np.percentile(free.nfev, 99) <= 5 * np.median(free.nfev)
     _, ref, _ = _pooled(t, y)
