@@ -25,6 +25,7 @@ memory limit and a trim after each task (:mod:`batchfit.stack.cluster`).
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import platform
 
@@ -52,17 +53,34 @@ def mark_tuned() -> None:
     _state["done"] = True
 
 
+@functools.cache
+def _glibc() -> ctypes.CDLL | None:
+    """The process's C library if it is glibc (looked up once: ``libc_ver`` reads a file)."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallopt.argtypes, libc.mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+        libc.malloc_trim.argtypes, libc.malloc_trim.restype = [ctypes.c_size_t], ctypes.c_int
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
 def set_thresholds(mmap_threshold: int, trim_threshold: int) -> bool:
     """Set the mmap and trim thresholds (bytes) with glibc's ``mallopt``; False off glibc."""
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    libc = _glibc()
+    if libc is None:
         return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    ok = mallopt(M_MMAP_THRESHOLD, mmap_threshold) == 1
-    return mallopt(M_TRIM_THRESHOLD, trim_threshold) == 1 and ok
+    ok = libc.mallopt(M_MMAP_THRESHOLD, mmap_threshold) == 1
+    return libc.mallopt(M_TRIM_THRESHOLD, trim_threshold) == 1 and ok
+
+
+def trim_heap() -> None:
+    """Give freed heap memory back to the system (glibc ``malloc_trim(0)``); no-op elsewhere."""
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 def _apply() -> bool:

@@ -54,7 +54,6 @@ its result is read, and a worker opens the input once
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -141,10 +140,7 @@ def release_memory() -> None:
     trimming returns the free pages in the middle of the heap too, which the
     trim threshold alone does not.
     """
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+    allocator.trim_heap()
 
 
 class MallocTuning(WorkerPlugin):
