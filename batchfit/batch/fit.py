@@ -195,9 +195,9 @@ def _classify(y, w, mask, nvary, result, cost="chisqr"):
         with np.errstate(all="ignore"), quiet:
             span = np.nanmax(yu, axis=1) - np.nanmin(yu, axis=1)
     bad = (ndata < np.maximum(nvary, 1)) | ~(span > 0)
-    if cost == "poisson":
-        bad |= ((y < 0) & (w > 0)).any(axis=1)
-        problem = poisson.count_problems(y, (w > 0) & fit[:, None])
+    if cost == "poisson":  # a negative count: bad data, and said
+        negative, problem = poisson.count_problems(y, (w > 0) & fit[:, None])
+        bad |= negative
         if problem:
             warnings.warn(problem, BatchfitWarning, stacklevel=3)
     result.ndata[:] = np.where(fit, ndata, 0)

@@ -186,15 +186,22 @@ def checked_counts(cost: str, counts) -> np.ndarray | None:
     return y
 
 
-def count_problems(y: np.ndarray, used: np.ndarray) -> str | None:
-    """What in the used points of ``y`` (curves, points) is not photon or event counts.
+def count_problems(y: np.ndarray, used: np.ndarray) -> tuple[np.ndarray, str | None]:
+    """Curves with a negative used count, and what in ``y`` is not photon or event counts.
 
-    Negative values make a curve unfittable (it is marked bad data);
+    Negative values make a curve unfittable (the caller marks it bad data);
     non-integer values fit, but their deviance and stderr are those of counts
     only if the values are counts (not scaled, averaged or background-subtracted).
+
+    Returns
+    -------
+    negative_rows : ndarray of bool, shape (curves,)
+    message : str or None
+        None when every used value is a count.
     """
     values = np.where(used & np.isfinite(y), y, 0.0)
-    negative = int((values < 0).any(axis=1).sum())
+    negative_rows = np.asarray((values < 0).any(axis=1))
+    negative = int(negative_rows.sum())
     fractional = int((values != np.round(values)).any(axis=1).sum())
     problems = []
     if negative:
@@ -205,5 +212,5 @@ def count_problems(y: np.ndarray, used: np.ndarray) -> str | None:
                         "scaled, averaged or background-subtracted data; model a background "
                         "instead of subtracting it)")
     if not problems:
-        return None
-    return "cost='poisson' expects counts (integers >= 0): " + "; ".join(problems)
+        return negative_rows, None
+    return negative_rows, "cost='poisson' expects counts (integers >= 0): " + "; ".join(problems)
