@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from batchfit.core import poisson
 from batchfit.errors import InputError
 from batchfit.report.maps import Mpl, note, save
 from batchfit.report.summary import status_meanings
@@ -163,7 +162,7 @@ def _where(ds: xr.Dataset, dim: str, index: int) -> str:
 def _panel(top, bottom, one: xr.Dataset, model, label: str, meanings) -> None:
     acc = BatchfitAccessor(one)
     try:
-        curves = acc.pixel(model=model).compute()
+        curves = acc.pixel(model=model, residual=_residual_kind(acc.cost)).compute()
         missing = ""
     except InputError:
         curves = acc.pixel(model=model, data=False).compute()
@@ -171,7 +170,7 @@ def _panel(top, bottom, one: xr.Dataset, model, label: str, meanings) -> None:
     x = np.asarray(curves[acc.fit_dim].values, dtype=float)
     if "data" in curves:
         top.plot(x, curves["data"].values, ".", ms=3, color="0.35", label="data")
-        bottom.plot(x, _residual(curves, acc.cost), "-", lw=0.8, color="C3")
+        bottom.plot(x, curves["residual"].values, "-", lw=0.8, color="C3")
         bottom.axhline(0.0, color="0.5", lw=0.5)
     top.plot(x, curves["model"].values, "-", lw=1.4, color="C0", label="model")
     if curves.sizes["component"] > 1:
@@ -194,9 +193,6 @@ def _panel(top, bottom, one: xr.Dataset, model, label: str, meanings) -> None:
                       fontsize=7)
 
 
-def _residual(curves: xr.Dataset, cost: str) -> np.ndarray:
+def _residual_kind(cost: str) -> str:
     """The residual drawn: Pearson's for counts, ``model - data`` otherwise."""
-    resid = np.asarray(curves["residual"].values, dtype=float)
-    if cost != "poisson":
-        return resid
-    return resid / np.sqrt(np.maximum(np.asarray(curves["model"].values, float), poisson.FLOOR))
+    return "pearson" if cost == "poisson" else "raw"

@@ -143,20 +143,11 @@ class BatchfitAccessor:
         InputError
             An unknown ``kind``, or no data (see :meth:`data`).
         """
-        if kind not in RESIDUALS:
-            raise InputError(f"residual(kind={kind!r}): use one of {', '.join(RESIDUALS)}")
-        f, y = self.best_fit(model), self.data(da)
-        if kind == "raw":
-            out = f - y
-        elif kind == "pearson":
-            out = (f - y) / np.sqrt(np.maximum(f, poisson.FLOOR))
-        else:
-            out = xr.apply_ufunc(poisson.deviance_residuals, f, y, dask="parallelized",
-                                 output_dtypes=[float])
-        return out.rename("residual").assign_attrs(long_name=RESIDUALS[kind])
+        _check_kind(kind)
+        return residual_of(self.best_fit(model), self.data(da), kind)
 
     def pixel(self, da: xr.DataArray | None = None, model=None, data: bool = True,
-              **indexers) -> xr.Dataset:
+              residual: str = "raw", **indexers) -> xr.Dataset:
         """One pixel (selected by label, as ``ds.sel``): x, data, model, components, residual.
 
         Parameters
@@ -168,6 +159,8 @@ class BatchfitAccessor:
         data : bool
             False: only the model curves (``model``, ``components``), for a
             store whose input is not available.
+        residual : {'raw', 'pearson', 'deviance'}
+            The ``residual``'s kind, as in :meth:`residual`.
         **indexers
             One label per pixel dim, e.g. ``y=10, x=20``.
 
@@ -178,6 +171,7 @@ class BatchfitAccessor:
             with ``data``, ``data`` and ``residual``; the pixel's fit results
             (values, ``redchi``, ``status``, ...) as scalar variables.
         """
+        _check_kind(residual)
         missing = [d for d in self.pixel_dims if d not in indexers]
         if missing:
             raise InputError(f"pixel(): give a label for each pixel dim; missing {missing} "
@@ -195,7 +189,7 @@ class BatchfitAccessor:
                      and not one[d].dims}
             src = src.sel({**indexers, **fixed})
             out["data"] = src
-            out["residual"] = out["model"] - src
+            out["residual"] = residual_of(out["model"], src, residual)
         scalars = {k: v for k, v in one.data_vars.items() if not v.dims}
         return out.assign(scalars).assign_attrs(self._ds.attrs)
 
@@ -256,3 +250,20 @@ def _evaluate_block(*arrays, model, names, x) -> np.ndarray:
     with np.errstate(all="ignore"):
         out = np.broadcast_to(model(x, **values), (n, x.size))
     return np.array(out).reshape(shape + (x.size,))
+
+
+def residual_of(f: xr.DataArray, y: xr.DataArray, kind: str = "raw") -> xr.DataArray:
+    """Residual of model values ``f`` and data ``y``: ``kind`` as in ``ds.batchfit.residual``."""
+    if kind == "raw":
+        out = f - y
+    elif kind == "pearson":
+        out = (f - y) / np.sqrt(np.maximum(f, poisson.FLOOR))
+    else:
+        out = xr.apply_ufunc(poisson.deviance_residuals, f, y, dask="parallelized",
+                             output_dtypes=[float])
+    return out.rename("residual").assign_attrs(long_name=RESIDUALS[kind])
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in RESIDUALS:
+        raise InputError(f"residual(kind={kind!r}): use one of {', '.join(RESIDUALS)}")

@@ -88,12 +88,14 @@ def test_without_the_input_the_page_shows_the_model_only(store, tmp_path):
 
 def test_poisson_fits_draw_the_pearson_residual():
     """For counts the panel's residual is (model - data)/sqrt(model), computed here."""
-    from batchfit.report.pixels import _residual
+    from batchfit.report.pixels import _residual_kind
+    from batchfit.stack.accessor import residual_of
 
     model = np.array([0.0, 0.5, 4.0, 100.0])
     data = np.array([0.0, 2.0, 1.0, 90.0])
-    curves = xr.Dataset({"model": ("e", model), "residual": ("e", model - data)})
-    np.testing.assert_array_equal(_residual(curves, "chisqr"), model - data)
-    got = _residual(curves, "poisson")
+    f, y = xr.DataArray(model, dims="e"), xr.DataArray(data, dims="e")
+    np.testing.assert_array_equal(residual_of(f, y, _residual_kind("chisqr")).values,
+                                  model - data)
+    got = residual_of(f, y, _residual_kind("poisson")).values
     np.testing.assert_allclose(got[1:], [-1.5 / np.sqrt(0.5), 1.5, 1.0])
     assert got[0] == 0.0

@@ -226,5 +226,7 @@ def test_count_residuals_of_a_poisson_fit():
     assert pearson.chunks is not None and pearson.attrs["long_name"].startswith("(model")
     np.testing.assert_allclose(pearson.values, (best - counts) / np.sqrt(best), rtol=1e-12)
     assert np.all(np.sign(dev.values) == np.sign(best - counts))
+    one = ds.batchfit.pixel(da, residual="deviance", y=1, x=2)
+    np.testing.assert_array_equal(one.residual.values, dev.isel(y=1, x=2).values)
     with pytest.raises(InputError, match="residual\\(kind='chi'\\): use one of raw, pearson"):
         ds.batchfit.residual(da, kind="chi")
